@@ -1,0 +1,76 @@
+# projstore - plain non-recursive Makefile.
+#   make                 build build/projstore and build/libprojstore.a
+#   make SANITIZE=1      build into build-asan/ with AddressSanitizer + UBSan
+#   make test            unit tests + end-to-end tests (prove)
+#   make fuzz            libFuzzer targets (clang) into build-fuzz/
+
+CC       ?= cc
+PKGS     := libzstd liblz4 libcrypto jansson
+ifeq ($(SANITIZE),1)
+BUILD    ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      ?= -O1 -g
+else
+BUILD    ?= build
+SANFLAGS :=
+OPT      ?= -O2 -g
+endif
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings \
+            -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
+CPPFLAGS += -Iinclude -D_FILE_OFFSET_BITS=64
+CFLAGS   ?=
+CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
+LDFLAGS  += $(SANFLAGS)
+
+LIB_SRC  := $(sort $(wildcard src/lib/*/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+.PHONY: all clean test unit e2e tools fuzz check-asan
+all: $(BUILD)/projstore $(BUILD)/libprojstore.a tools
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libprojstore.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/projstore: $(CLI_OBJ) $(BUILD)/libprojstore.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libprojstore.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libprojstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Isrc/lib $(CFLAGS) -o $@ $< $(BUILD)/libprojstore.a $(LDFLAGS) $(LDLIBS)
+
+tools: $(TOOL_BIN)
+$(BUILD)/tools/deadfs: tests/tools/deadfs.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror $(SANFLAGS) -o $@ $< $(shell pkg-config --cflags --libs fuse3)
+$(BUILD)/tools/ps-testhelper: tests/tools/ps-testhelper.c $(BUILD)/libprojstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Isrc/lib $(CFLAGS) -o $@ $< $(BUILD)/libprojstore.a $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror $(SANFLAGS) -o $@ $<
+
+unit: $(UNIT_BIN)
+	prove -e '' $(UNIT_BIN)
+
+e2e: all
+	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove tests/e2e/t*.sh
+
+test: unit e2e
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

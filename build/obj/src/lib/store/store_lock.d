@@ -1,0 +1,10 @@
+build/obj/src/lib/store/store_lock.o: src/lib/store/store_lock.c \
+ src/lib/store/store_int.h include/projstore.h src/lib/store/backend.h \
+ src/lib/store/../util/util.h src/lib/store/../compress/compress.h \
+ src/lib/store/../chunk/chunk.h
+src/lib/store/store_int.h:
+include/projstore.h:
+src/lib/store/backend.h:
+src/lib/store/../util/util.h:
+src/lib/store/../compress/compress.h:
+src/lib/store/../chunk/chunk.h:

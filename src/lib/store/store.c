@@ -1,0 +1,1039 @@
+/*
+ * store.c - opening and creating stores, the object index in memory, and
+ * the object read/write paths.
+ *
+ * Layout of a store directory (docs/FORMAT.md has the details):
+ *
+ *   config                     format version, store id, chunker, compression
+ *   packs/XX/<sha256>.pack     immutable packs of object records
+ *   index/<sha256>.idx         immutable index segments
+ *   projects/<id>/...          snapshot refs and settings (snap/ref.c)
+ *   locks/<id>.lock            per-project write locks
+ *   tmp/                       files being written; leftovers of dead
+ *                              processes are removed (or, for finished
+ *                              packs, indexed) by the next writer
+ *
+ * In memory the index is one array of 40-byte entries sorted by the first 24
+ * bytes of the object id (a 192-bit prefix; every read verifies the full
+ * SHA-256 in the record header and of the content).  Objects written in this
+ * session live in a hash table (`pending`) keyed by the full id until flushed.
+ */
+#define _GNU_SOURCE
+#include "store_int.h"
+#include "../hash/hash.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_MAX 65536
+#define PACK_TARGET_DEFAULT (16u * 1024 * 1024)
+#define PENDING_EMPTY UINT32_MAX
+#define PACK_UNFINISHED 0xfffffffeu
+
+struct pend_ent {
+	uint8_t id[32];
+	uint32_t pack;       /* PENDING_EMPTY = free slot */
+	uint32_t off;
+	uint32_t len;        /* record length incl. header; 0 while being written */
+	uint32_t raw;
+	uint8_t type;
+};
+
+struct pend_table {
+	struct pend_ent *slots;
+	size_t cap, n;
+};
+
+/* The pending table and inflight journal are kept beside the public struct
+ * (the header only declares an opaque slot for them). */
+struct store_priv {
+	struct pend_table pend;
+	struct ps_bfile *inflight;       /* journal of finished, unindexed packs */
+	char inflight_path[PATH_MAX];
+	uint32_t cur_pack;               /* pack number of the open writer */
+};
+
+static struct store_priv *P(struct ps_store *s) { return s->priv; }
+
+/* ------------------------------------------------------------ ids */
+
+int ps_project_id_valid(const char *id)
+{
+	size_t n;
+	if (!id || !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
+		return 0;
+	for (n = 1; id[n]; n++) {
+		char c = id[n];
+		if (n >= 64)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+const char *ps_store_id(const struct ps_store *s) { return s->id; }
+
+/* ------------------------------------------------------------ config */
+
+static int parse_config(struct ps_store *s, const char *text, struct ps_error *err)
+{
+	const char *p = text;
+	uint32_t cmin = 0, cavg = 0, cmax = 0;
+	int version = 0;
+	s->pack_target = PACK_TARGET_DEFAULT;
+	s->compression.codec = PS_CODEC_ZSTD;
+	s->compression.level = 3;
+	while (*p) {
+		char key[64], val[256];
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char line[512];
+		if (len >= sizeof(line))
+			return ps_err(err, PS_ECORRUPT, "store config has an overlong line");
+		memcpy(line, p, len);
+		line[len] = 0;
+		p += len + (nl ? 1 : 0);
+		if (!line[0] || line[0] == '#')
+			continue;
+		if (sscanf(line, "%63s %255s", key, val) != 2)
+			return ps_err(err, PS_ECORRUPT, "store config line '%s' is invalid", line);
+		if (!strcmp(key, "projstore-store"))
+			version = atoi(val);
+		else if (!strcmp(key, "id")) {
+			if (strlen(val) != 32)
+				return ps_err(err, PS_ECORRUPT, "store config has an invalid id");
+			memcpy(s->id, val, 33);
+		}
+		else if (!strcmp(key, "chunk-min"))
+			cmin = (uint32_t)strtoul(val, NULL, 10);
+		else if (!strcmp(key, "chunk-avg"))
+			cavg = (uint32_t)strtoul(val, NULL, 10);
+		else if (!strcmp(key, "chunk-max"))
+			cmax = (uint32_t)strtoul(val, NULL, 10);
+		else if (!strcmp(key, "compression")) {
+			if (ps_compression_parse(val, &s->compression))
+				return ps_err(err, PS_ECORRUPT, "store config: bad compression '%s'", val);
+		} else if (!strcmp(key, "pack-size"))
+			s->pack_target = strtoull(val, NULL, 10);
+	}
+	if (version != PS_FORMAT_VERSION)
+		return ps_err(err, PS_ECORRUPT, "store has format version %d; this projstore reads %d",
+			      version, PS_FORMAT_VERSION);
+	if (strlen(s->id) != 32)
+		return ps_err(err, PS_ECORRUPT, "store config has no valid id");
+	if (ps_chunker_init(&s->chunker, cmin, cavg, cmax))
+		return ps_err(err, PS_ECORRUPT, "store config has invalid chunk sizes");
+	if (s->pack_target < (1u << 20) || s->pack_target > (1ULL << 31))
+		s->pack_target = PACK_TARGET_DEFAULT;
+	return PS_OK;
+}
+
+static const char *const store_dirs[] = { "packs", "index", "projects", "locks", "tmp" };
+
+int ps_store_init(const char *location, const struct ps_init_opts *opts, struct ps_error *err)
+{
+	struct ps_backend *be = NULL;
+	struct ps_compression comp = { PS_CODEC_ZSTD, 3 };
+	struct ps_chunker ch;
+	struct ps_bstat st;
+	struct ps_buf cfg = PS_BUF_INIT;
+	uint8_t rnd[16];
+	char id[33];
+	uint32_t cmin = PS_CHUNK_MIN_DEFAULT, cavg = PS_CHUNK_AVG_DEFAULT, cmax = PS_CHUNK_MAX_DEFAULT;
+	char cs[32];
+	int rc;
+
+	if (opts && opts->compression && ps_compression_parse(opts->compression, &comp))
+		return ps_err(err, PS_EINVAL, "invalid compression '%s' (zstd[:1-19], lz4, none)",
+			      opts->compression);
+	if (opts && opts->chunk_avg) {
+		cmin = opts->chunk_min ? opts->chunk_min : opts->chunk_avg / 4;
+		cavg = opts->chunk_avg;
+		cmax = opts->chunk_max ? opts->chunk_max : opts->chunk_avg * 4;
+	}
+	if (ps_chunker_init(&ch, cmin, cavg, cmax))
+		return ps_err(err, PS_EINVAL, "invalid chunk sizes %u/%u/%u", cmin, cavg, cmax);
+	if (mkdir(location, 0755) && errno != EEXIST)
+		return ps_err_sys(err, "cannot create store directory '%s'", location);
+	rc = ps_backend_local_open(&be, location, err);
+	if (rc)
+		return rc;
+	if (be->ops->stat(be, "config", &st, NULL) == PS_OK) {
+		rc = ps_err(err, PS_EEXISTS, "'%s' is already a projstore store", location);
+		goto done;
+	}
+	for (size_t i = 0; i < PS_ARRAY_LEN(store_dirs); i++) {
+		rc = be->ops->mkdir(be, store_dirs[i], err);
+		if (rc)
+			goto done;
+	}
+	if (ps_random_bytes(rnd, sizeof(rnd))) {
+		rc = ps_err_sys(err, "cannot get random bytes");
+		goto done;
+	}
+	ps_hex_encode(rnd, 16, id);
+	ps_compression_format(&comp, cs, sizeof(cs));
+	if (ps_buf_printf(&cfg,
+			  "projstore-store %d\nid %s\nchunk-min %u\nchunk-avg %u\nchunk-max %u\n"
+			  "compression %s\npack-size %u\n",
+			  PS_FORMAT_VERSION, id, cmin, cavg, cmax, cs, PACK_TARGET_DEFAULT)) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
+	rc = ps_be_write_atomic(be, "config", cfg.data, cfg.len, err);
+	if (!rc)
+		rc = be->ops->fsync_dir(be, ".", err);
+done:
+	ps_buf_release(&cfg);
+	if (be)
+		be->ops->free(be);
+	return rc;
+}
+
+int ps_store_open(struct ps_store **out, const char *location, struct ps_error *err)
+{
+	struct ps_store *s = NULL;
+	struct store_priv *priv = NULL;
+	void *cfg = NULL;
+	size_t len;
+	int rc;
+
+	s = ps_calloc(1, sizeof(*s));
+	priv = ps_calloc(1, sizeof(*priv));
+	if (!s || !priv) {
+		ps_free(s);
+		ps_free(priv);
+		return ps_err(err, PS_ERROR, "out of memory");
+	}
+	s->priv = priv;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->pcache_lock, NULL);
+	rc = ps_backend_local_open(&s->be, location, err);
+	if (rc)
+		goto fail;
+	rc = ps_be_read_all(s->be, "config", CONFIG_MAX, &cfg, &len, err);
+	if (rc == PS_ENOTFOUND) {
+		rc = ps_err(err, PS_ENOTFOUND, "'%s' is not a projstore store (no config; run 'projstore init')",
+			    location);
+		goto fail;
+	}
+	if (rc)
+		goto fail;
+	if (memchr(cfg, 0, len)) {
+		rc = ps_err(err, PS_ECORRUPT, "store config is damaged");
+		goto fail;
+	}
+	rc = parse_config(s, cfg, err);
+	if (rc)
+		goto fail;
+	s->location = ps_strdup(location);
+	ps_free(cfg);
+	*out = s;
+	return PS_OK;
+fail:
+	ps_free(cfg);
+	ps_store_free(s);
+	return rc;
+}
+
+void ps_store_free(struct ps_store *s)
+{
+	struct store_priv *priv;
+	if (!s)
+		return;
+	priv = P(s);
+	if (s->writer)
+		ps_store_abort(s);
+	for (size_t i = 0; i < PS_ARRAY_LEN(s->pcache); i++)
+		if (s->pcache[i].f)
+			s->be->ops->close(s->pcache[i].f);
+	if (priv) {
+		if (priv->inflight)
+			s->be->ops->close(priv->inflight);
+		ps_free(priv->pend.slots);
+		ps_free(priv);
+	}
+	for (size_t i = 0; i < s->nsegments; i++)
+		ps_free(s->segments[i]);
+	ps_free(s->segments);
+	ps_free(s->idx);
+	ps_free(s->packs);
+	ps_free(s->session_packs);
+	ps_free(s->location);
+	if (s->be)
+		s->be->ops->free(s->be);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->pcache_lock);
+	ps_free(s);
+}
+
+/* ------------------------------------------------------------ pack table */
+
+static int add_pack(struct ps_store *s, const uint8_t id[32], uint32_t *num)
+{
+	if (s->npacks == s->packs_cap) {
+		size_t cap = s->packs_cap ? s->packs_cap * 2 : 64;
+		void *p = ps_realloc(s->packs, cap * 32);
+		if (!p)
+			return -1;
+		s->packs = p;
+		s->packs_cap = cap;
+	}
+	memcpy(s->packs[s->npacks], id, 32);
+	*num = (uint32_t)s->npacks++;
+	return 0;
+}
+
+/* ------------------------------------------------------------ index load */
+
+static int idx_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct ps_idx_ent *)a)->id, ((const struct ps_idx_ent *)b)->id, 24);
+}
+
+struct seg_names {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect_seg(void *ctx, const char *name)
+{
+	struct seg_names *l = ctx;
+	size_t len = strlen(name);
+	if (len != 68 || strcmp(name + 64, ".idx"))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **v = ps_realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = ps_strdup(name)))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static int load_segment(struct ps_store *s, const char *name, int *vanished, struct ps_error *err)
+{
+	char path[PATH_MAX];
+	void *buf = NULL;
+	size_t len, np, n;
+	uint8_t (*pk)[32] = NULL;
+	struct ps_seg_entry *se = NULL;
+	uint32_t base = (uint32_t)s->npacks;
+	struct ps_idx_ent *ni;
+	int rc;
+	snprintf(path, sizeof(path), "index/%s", name);
+	rc = ps_be_read_all(s->be, path, (size_t)1 << 34, &buf, &len, err);
+	if (rc == PS_ENOTFOUND) {
+		*vanished = 1;
+		return PS_OK;
+	}
+	if (rc)
+		return rc;
+	rc = ps_segment_decode(buf, len, &pk, &np, &se, &n, err);
+	ps_free(buf);
+	if (rc)
+		return ps_err_prefix(err, "index segment '%s'", path);
+	for (size_t i = 0; i < np; i++) {
+		uint32_t num;
+		if (add_pack(s, pk[i], &num)) {
+			rc = ps_err(err, PS_ERROR, "out of memory");
+			goto done;
+		}
+	}
+	ni = ps_realloc(s->idx, sizeof(*s->idx) * (s->idx_n + n + 1));
+	if (!ni) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
+	s->idx = ni;
+	for (size_t i = 0; i < n; i++) {
+		struct ps_idx_ent *e = &s->idx[s->idx_n + i];
+		memcpy(e->id, se[i].id, 24);
+		e->pack = base + se[i].pack;
+		e->off = se[i].off;
+		e->len_type = (se[i].stored_len & 0x0fffffffu) | ((uint32_t)se[i].type << 28);
+		e->raw = se[i].raw_len;
+	}
+	s->idx_n += n;
+done:
+	ps_free(pk);
+	ps_free(se);
+	return rc;
+}
+
+int ps_store_load_index(struct ps_store *s, struct ps_error *err)
+{
+	struct seg_names l = { 0 };
+	int rc = PS_OK;
+	if (s->idx_loaded)
+		return PS_OK;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int vanished = 0;
+		rc = s->be->ops->list(s->be, "index", collect_seg, &l, err);
+		if (rc == PS_ENOTFOUND)
+			rc = ps_err(err, PS_ECORRUPT, "store has no index directory");
+		if (rc)
+			goto done;
+		for (size_t i = 0; i < l.n && !rc; i++)
+			rc = load_segment(s, l.v[i], &vanished, err);
+		if (rc || !vanished)
+			break;
+		/* a segment was merged away while we read: start over */
+		for (size_t i = 0; i < l.n; i++)
+			ps_free(l.v[i]);
+		l.n = 0;
+		s->idx_n = 0;
+		s->npacks = 0;
+	}
+	if (rc)
+		goto done;
+	qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
+	s->segments = l.v;
+	s->nsegments = l.n;
+	l.v = NULL;
+	l.n = 0;
+	s->idx_loaded = 1;
+done:
+	for (size_t i = 0; i < l.n; i++)
+		ps_free(l.v[i]);
+	ps_free(l.v);
+	return rc;
+}
+
+static const struct ps_idx_ent *idx_find(const struct ps_store *s, const uint8_t id[32])
+{
+	size_t lo = 0, hi = s->idx_n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(s->idx[mid].id, id, 24);
+		if (c == 0)
+			return &s->idx[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ pending */
+
+static size_t pend_hash(const uint8_t id[32])
+{
+	size_t h;
+	memcpy(&h, id, sizeof(h));
+	return h;
+}
+
+static struct pend_ent *pend_find(struct pend_table *t, const uint8_t id[32])
+{
+	size_t i;
+	if (!t->cap)
+		return NULL;
+	for (i = pend_hash(id) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+		struct pend_ent *e = &t->slots[i];
+		if (e->pack == PENDING_EMPTY)
+			return NULL;
+		if (!memcmp(e->id, id, 32))
+			return e;
+	}
+}
+
+static struct pend_ent *pend_insert(struct pend_table *t, const uint8_t id[32])
+{
+	size_t i;
+	if ((t->n + 1) * 4 >= t->cap * 3) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct pend_ent *ns = ps_malloc(cap * sizeof(*ns)), *old = t->slots;
+		size_t ocap = t->cap;
+		if (!ns)
+			return NULL;
+		for (size_t k = 0; k < cap; k++)
+			ns[k].pack = PENDING_EMPTY;
+		t->slots = ns;
+		t->cap = cap;
+		for (size_t k = 0; k < ocap; k++) {
+			if (old[k].pack == PENDING_EMPTY)
+				continue;
+			for (i = pend_hash(old[k].id) & (cap - 1); ns[i].pack != PENDING_EMPTY;
+			     i = (i + 1) & (cap - 1))
+				;
+			ns[i] = old[k];
+		}
+		ps_free(old);
+	}
+	for (i = pend_hash(id) & (t->cap - 1); t->slots[i].pack != PENDING_EMPTY;
+	     i = (i + 1) & (t->cap - 1))
+		;
+	memset(&t->slots[i], 0, sizeof(t->slots[i]));
+	memcpy(t->slots[i].id, id, 32);
+	t->slots[i].pack = PACK_UNFINISHED;
+	t->n++;
+	return &t->slots[i];
+}
+
+/* ------------------------------------------------------------ has/put */
+
+static int has_locked(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *info)
+{
+	const struct ps_idx_ent *e = idx_find(s, id);
+	struct pend_ent *p;
+	if (e) {
+		if (info) {
+			info->type = (int)PS_IDX_TYPE(e);
+			info->raw_len = e->raw;
+			info->stored_len = PS_IDX_LEN(e);
+			memcpy(info->pack_id, s->packs[e->pack], 32);
+			info->offset = e->off;
+		}
+		return 1;
+	}
+	p = pend_find(&P(s)->pend, id);
+	if (p) {
+		if (info) {
+			info->type = p->type;
+			info->raw_len = p->raw;
+			info->stored_len = p->len;
+			if (p->pack < s->npacks)
+				memcpy(info->pack_id, s->packs[p->pack], 32);
+			else
+				memset(info->pack_id, 0, 32);
+			info->offset = p->off;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+int ps_store_has(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *info)
+{
+	int r;
+	pthread_mutex_lock(&s->lock);
+	r = has_locked(s, id, info);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int journal_pack(struct ps_store *s, const uint8_t pack_id[32], struct ps_error *err)
+{
+	struct store_priv *priv = P(s);
+	char line[66];
+	int rc;
+	if (!priv->inflight) {
+		char dir[] = "tmp";
+		ps_be_tmp_name(dir, priv->inflight_path, sizeof(priv->inflight_path) - 16);
+		strcat(priv->inflight_path, ".inflight");
+		rc = s->be->ops->create_excl(s->be, priv->inflight_path, &priv->inflight, err);
+		if (rc)
+			return rc;
+	}
+	ps_hex_encode(pack_id, 32, line);
+	line[64] = '\n';
+	return s->be->ops->write(priv->inflight, line, 65, err);
+}
+
+/* Finishes the open pack (lock held). */
+static int finish_pack_locked(struct ps_store *s, struct ps_error *err)
+{
+	struct store_priv *priv = P(s);
+	uint8_t pid[32];
+	int rc;
+	if (!s->writer)
+		return PS_OK;
+	rc = ps_pack_writer_finish(s->writer, pid, err);
+	s->writer = NULL;
+	if (rc)
+		return rc;
+	memcpy(s->packs[priv->cur_pack], pid, 32);
+	if (s->nsession_packs == s->session_cap) {
+		size_t cap = s->session_cap ? s->session_cap * 2 : 16;
+		uint32_t *v = ps_realloc(s->session_packs, cap * sizeof(*v));
+		if (!v)
+			return ps_err(err, PS_ERROR, "out of memory");
+		s->session_packs = v;
+		s->session_cap = cap;
+	}
+	s->session_packs[s->nsession_packs++] = priv->cur_pack;
+	return journal_pack(s, pid, err);
+}
+
+int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
+		 const uint8_t *given_id, const struct ps_compression *comp, uint8_t out_id[32],
+		 int *added, struct ps_error *err)
+{
+	static __thread uint8_t *cbuf;
+	static __thread size_t ccap;
+	uint8_t id[32];
+	struct pend_ent *pe;
+	size_t need, clen;
+	int codec = PS_CODEC_NONE, rc = PS_OK;
+	uint64_t off = 0;
+
+	if (len > PS_OBJ_MAX)
+		return ps_err(err, PS_EINVAL, "object too large (%zu bytes)", len);
+	if (given_id)
+		memcpy(id, given_id, 32);
+	else if (ps_sha256(data, len, id))
+		return ps_err(err, PS_ERROR, "sha256 failed");
+	if (out_id)
+		memcpy(out_id, id, 32);
+	if (added)
+		*added = 0;
+	pthread_mutex_lock(&s->lock);
+	if (has_locked(s, id, NULL)) {
+		pthread_mutex_unlock(&s->lock);
+		return PS_OK;
+	}
+	pe = pend_insert(&P(s)->pend, id);
+	pthread_mutex_unlock(&s->lock);
+	if (!pe)
+		return ps_err(err, PS_ERROR, "out of memory");
+
+	need = ps_compress_bound(len);
+	if (need > ccap) {
+		free(cbuf);
+		cbuf = malloc(need);
+		ccap = cbuf ? need : 0;
+		if (!cbuf)
+			return ps_err(err, PS_ERROR, "out of memory");
+	}
+	clen = ps_compress(comp ? comp : &s->compression, data, len, cbuf, ccap, &codec);
+	if (!clen && len)
+		return ps_err(err, PS_ERROR, "compression failed");
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->writer) {
+		uint8_t zero[32] = { 0 };
+		rc = ps_pack_writer_open(s, &s->writer, err);
+		if (!rc && add_pack(s, zero, &P(s)->cur_pack))
+			rc = ps_err(err, PS_ERROR, "out of memory");
+	}
+	if (!rc)
+		rc = ps_pack_writer_add(s->writer, type, codec, id, (uint32_t)len, cbuf,
+					(uint32_t)clen, &off, err);
+	if (!rc) {
+		/* the table may have been resized: look the entry up again */
+		pe = pend_find(&P(s)->pend, id);
+		pe->pack = P(s)->cur_pack;
+		pe->off = (uint32_t)off;
+		pe->len = (uint32_t)(clen + PS_PACK_REC_HDR_LEN);
+		pe->raw = (uint32_t)len;
+		pe->type = (uint8_t)type;
+		s->new_objects++;
+		s->new_raw += len;
+		s->new_stored += clen + PS_PACK_REC_HDR_LEN;
+		if (added)
+			*added = 1;
+		if (ps_pack_writer_size(s->writer) >= s->pack_target)
+			rc = finish_pack_locked(s, err);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int ps_store_flush(struct ps_store *s, struct ps_error *err)
+{
+	struct store_priv *priv = P(s);
+	struct ps_seg_entry *ents = NULL;
+	uint8_t (*pk)[32] = NULL;
+	size_t n = 0;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = finish_pack_locked(s, err);
+	if (rc || !s->nsession_packs)
+		goto done;
+	pk = ps_malloc(32 * s->nsession_packs);
+	ents = ps_malloc(sizeof(*ents) * (priv->pend.n + 1));
+	if (!pk || !ents) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < s->nsession_packs; i++)
+		memcpy(pk[i], s->packs[s->session_packs[i]], 32);
+	for (size_t i = 0; i < priv->pend.cap; i++) {
+		struct pend_ent *e = &priv->pend.slots[i];
+		size_t k;
+		if (e->pack == PENDING_EMPTY)
+			continue;
+		for (k = 0; k < s->nsession_packs && s->session_packs[k] != e->pack; k++)
+			;
+		if (k == s->nsession_packs)
+			continue;   /* indexed by an earlier flush */
+		memcpy(ents[n].id, e->id, 32);
+		ents[n].pack = (uint32_t)k;
+		ents[n].off = e->off;
+		ents[n].stored_len = e->len;
+		ents[n].raw_len = e->raw;
+		ents[n].type = e->type;
+		n++;
+	}
+	rc = ps_segment_write(s, pk, s->nsession_packs, ents, n, NULL, err);
+	if (rc)
+		goto done;
+	s->nsession_packs = 0;
+	if (priv->inflight) {
+		s->be->ops->close(priv->inflight);
+		priv->inflight = NULL;
+		s->be->ops->unlink(s->be, priv->inflight_path, NULL);
+	}
+done:
+	pthread_mutex_unlock(&s->lock);
+	ps_free(pk);
+	ps_free(ents);
+	return rc;
+}
+
+void ps_store_abort(struct ps_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->writer) {
+		ps_pack_writer_abort(s->writer);
+		s->writer = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ------------------------------------------------------------ get */
+
+static struct ps_bfile *pcache_get(struct ps_store *s, uint32_t pack, int *slot,
+				   struct ps_error *err)
+{
+	size_t i, victim = 0;
+	char path[PATH_MAX];
+	struct ps_bfile *f;
+	int rc;
+	pthread_mutex_lock(&s->pcache_lock);
+	for (i = 0; i < PS_ARRAY_LEN(s->pcache); i++) {
+		if (s->pcache[i].f && s->pcache[i].pack == pack) {
+			s->pcache[i].last_use = ++s->pcache_tick;
+			f = s->pcache[i].f;
+			pthread_mutex_unlock(&s->pcache_lock);
+			*slot = (int)i;
+			return f;
+		}
+		if (!s->pcache[i].f || s->pcache[i].last_use < s->pcache[victim].last_use)
+			victim = i;
+	}
+	pthread_mutex_unlock(&s->pcache_lock);
+	ps_pack_path(s->packs[pack], path, sizeof(path));
+	rc = s->be->ops->open_read(s->be, path, &f, err);
+	if (rc)
+		return NULL;
+	*slot = -1;
+	/* Cache it only in a free slot: a cached file is never closed while the
+	 * store is open, so no reader can lose its descriptor. */
+	pthread_mutex_lock(&s->pcache_lock);
+	if (!s->pcache[victim].f) {
+		s->pcache[victim].f = f;
+		s->pcache[victim].pack = pack;
+		s->pcache[victim].last_use = ++s->pcache_tick;
+		*slot = (int)victim;
+	}
+	pthread_mutex_unlock(&s->pcache_lock);
+	return f;
+}
+
+int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
+		 size_t *len, struct ps_error *err)
+{
+	const struct ps_idx_ent *e;
+	uint32_t pack, off, rlen;
+	struct ps_bfile *f;
+	uint8_t *rec = NULL;
+	char hex[65], path[PATH_MAX];
+	size_t got;
+	int slot, type = 0, rc;
+
+	rc = ps_store_load_index(s, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	e = idx_find(s, id);
+	if (e) {
+		pack = e->pack;
+		off = e->off;
+		rlen = PS_IDX_LEN(e);
+	} else {
+		struct pend_ent *p = pend_find(&P(s)->pend, id);
+		if (!p || p->pack >= s->npacks || !p->len) {
+			pthread_mutex_unlock(&s->lock);
+			ps_hex_encode(id, 32, hex);
+			return ps_err(err, PS_ENOTFOUND, "object %s is missing from the store", hex);
+		}
+		pack = p->pack;
+		off = p->off;
+		rlen = p->len;
+	}
+	pthread_mutex_unlock(&s->lock);
+	ps_pack_path(s->packs[pack], path, sizeof(path));
+	f = pcache_get(s, pack, &slot, err);
+	if (!f) {
+		ps_hex_encode(id, 32, hex);
+		if (err && err->code == PS_ENOTFOUND)
+			return ps_err(err, PS_ECORRUPT, "object %s: pack '%s' is missing", hex, path);
+		return ps_err_prefix(err, "object %s", hex);
+	}
+	rec = ps_malloc(rlen);
+	if (!rec) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
+	rc = s->be->ops->pread(f, rec, rlen, off, &got, err);
+	if (rc)
+		goto done;
+	if (got != rlen) {
+		ps_hex_encode(id, 32, hex);
+		rc = ps_err(err, PS_ECORRUPT, "object %s: pack '%s' is truncated", hex, path);
+		goto done;
+	}
+	rc = ps_pack_decode_record(rec, rlen, id, &type, out, len, err);
+	if (rc) {
+		ps_err_prefix(err, "pack '%s'", path);
+		goto done;
+	}
+	if (want_type && type != want_type) {
+		ps_free(*out);
+		*out = NULL;
+		ps_hex_encode(id, 32, hex);
+		rc = ps_err(err, PS_ECORRUPT, "object %s has type %d, expected %d", hex, type, want_type);
+	}
+done:
+	ps_free(rec);
+	if (slot < 0)
+		s->be->ops->close(f);
+	return rc;
+}
+
+/* ------------------------------------------------------------ listing */
+
+struct pack_list {
+	struct ps_store *s;
+	const char *sub;
+	uint8_t (*ids)[32];
+	size_t n, cap;
+	int rc;
+};
+
+static int collect_pack(void *ctx, const char *name)
+{
+	struct pack_list *l = ctx;
+	size_t len = strlen(name);
+	if (len != 69 || strcmp(name + 64, ".pack") || strncmp(name, l->sub, 2))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		void *v = ps_realloc(l->ids, cap * 32);
+		if (!v)
+			return -1;
+		l->ids = v;
+		l->cap = cap;
+	}
+	if (ps_hex_decode(name, l->ids[l->n], 32))
+		return 0;
+	l->n++;
+	return 0;
+}
+
+struct sub_list {
+	char names[256][3];
+	int n;
+};
+
+static int collect_sub(void *ctx, const char *name)
+{
+	struct sub_list *l = ctx;
+	if (strlen(name) == 2 && isxdigit((unsigned char)name[0]) && isxdigit((unsigned char)name[1]) &&
+	    l->n < 256)
+		memcpy(l->names[l->n++], name, 3);
+	return 0;
+}
+
+int ps_store_list_packs(struct ps_store *s, uint8_t (**ids)[32], size_t *n, struct ps_error *err)
+{
+	struct pack_list l = { s, NULL, NULL, 0, 0, 0 };
+	struct sub_list subs;
+	int rc;
+	subs.n = 0;
+	rc = s->be->ops->list(s->be, "packs", collect_sub, &subs, err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < subs.n; i++) {
+		char dir[16];
+		snprintf(dir, sizeof(dir), "packs/%s", subs.names[i]);
+		l.sub = subs.names[i];
+		rc = s->be->ops->list(s->be, dir, collect_pack, &l, err);
+		if (rc == PS_ENOTFOUND)
+			rc = PS_OK;
+		if (rc) {
+			ps_free(l.ids);
+			return rc < 0 ? rc : ps_err(err, PS_ERROR, "out of memory");
+		}
+	}
+	*ids = l.ids;
+	*n = l.n;
+	return PS_OK;
+}
+
+/* ------------------------------------------------------------ leftovers */
+
+/* Parses ".tmp-HOST-BOOTID-PID-RND[.suffix]". Returns 0 on success. */
+static int parse_tmp_name(const char *name, char *host, size_t hlen, char *boot, long *pid)
+{
+	const char *p, *end;
+	char buf[512];
+	char *dash;
+	if (strncmp(name, ".tmp-", 5) || strlen(name) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", name + 5);
+	end = strchr(buf, '.');
+	if (end)
+		buf[end - buf] = 0;
+	dash = strrchr(buf, '-');          /* -RND */
+	if (!dash)
+		return -1;
+	*dash = 0;
+	dash = strrchr(buf, '-');          /* -PID */
+	if (!dash)
+		return -1;
+	*pid = strtol(dash + 1, NULL, 10);
+	*dash = 0;
+	p = buf;
+	if (strlen(p) < 38)
+		return -1;
+	/* boot id is 36 chars, preceded by '-' */
+	snprintf(boot, 37, "%s", p + strlen(p) - 36);
+	if (p[strlen(p) - 37] != '-')
+		return -1;
+	snprintf(host, hlen, "%.*s", (int)(strlen(p) - 37), p);
+	return 0;
+}
+
+struct clean_ctx {
+	struct ps_store *s;
+	const char *dir;
+	char **dead;
+	size_t n, cap;
+};
+
+static int collect_dead(void *vctx, const char *name)
+{
+	struct clean_ctx *c = vctx;
+	char host[256], boot[40], path[PATH_MAX];
+	long pid;
+	int dead = 0;
+	struct ps_bstat st;
+	if (parse_tmp_name(name, host, sizeof(host), boot, &pid))
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+	if (!strcmp(host, ps_hostname())) {
+		if (strcmp(boot, ps_boot_id()))
+			dead = 1;    /* from before the last reboot */
+		else if (pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH)
+			dead = 1;
+	} else if (c->s->be->ops->stat(c->s->be, path, &st, NULL) == PS_OK &&
+		   ps_now_ns() - st.mtime_ns > 24LL * 3600 * 1000000000LL) {
+		dead = 1;    /* another host's, untouched for a day */
+	}
+	if (!dead)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		char **v = ps_realloc(c->dead, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		c->dead = v;
+		c->cap = cap;
+	}
+	c->dead[c->n] = ps_strdup(path);
+	if (c->dead[c->n])
+		c->n++;
+	return 0;
+}
+
+/* Indexes the packs listed in a dead writer's journal. */
+static int adopt_inflight(struct ps_store *s, const char *path, struct ps_error *err)
+{
+	void *buf = NULL;
+	size_t len;
+	uint8_t (*pk)[32] = NULL;
+	struct ps_seg_entry *ents = NULL;
+	size_t np = 0, ne = 0;
+	int rc = ps_be_read_all(s->be, path, 1u << 24, &buf, &len, err);
+	if (rc)
+		return rc;
+	for (size_t off = 0; off + 65 <= len; off += 65) {
+		uint8_t id[32];
+		struct ps_pack_entry *pe = NULL;
+		uint32_t cnt = 0;
+		void *t1, *t2;
+		if (ps_hex_decode((char *)buf + off, id, 32))
+			continue;
+		if (ps_pack_read_index(s, id, &pe, &cnt, NULL, NULL))
+			continue;   /* unreadable pack: leave it for check */
+		t1 = ps_realloc(pk, 32 * (np + 1));
+		t2 = ps_realloc(ents, sizeof(*ents) * (ne + cnt + 1));
+		if (t1)
+			pk = t1;
+		if (t2)
+			ents = t2;
+		if (!t1 || !t2) {
+			ps_free(pe);
+			rc = ps_err(err, PS_ERROR, "out of memory");
+			goto done;
+		}
+		memcpy(pk[np], id, 32);
+		for (uint32_t i = 0; i < cnt; i++) {
+			memcpy(ents[ne].id, pe[i].id, 32);
+			ents[ne].pack = (uint32_t)np;
+			ents[ne].off = (uint32_t)pe[i].offset;
+			ents[ne].stored_len = pe[i].stored_len + PS_PACK_REC_HDR_LEN;
+			ents[ne].raw_len = pe[i].raw_len;
+			ents[ne].type = pe[i].type;
+			ne++;
+		}
+		np++;
+		ps_free(pe);
+	}
+	if (np)
+		rc = ps_segment_write(s, pk, np, ents, ne, NULL, err);
+done:
+	ps_free(buf);
+	ps_free(pk);
+	ps_free(ents);
+	return rc;
+}
+
+int ps_store_clean_tmp(struct ps_store *s, const char *dir, uint64_t *removed,
+		       struct ps_error *err)
+{
+	struct clean_ctx c = { s, dir, NULL, 0, 0 };
+	int rc = s->be->ops->list(s->be, dir, collect_dead, &c, err);
+	if (rc == PS_ENOTFOUND)
+		rc = PS_OK;
+	for (size_t i = 0; i < c.n; i++) {
+		size_t l = strlen(c.dead[i]);
+		if (!rc && l > 9 && !strcmp(c.dead[i] + l - 9, ".inflight"))
+			if (adopt_inflight(s, c.dead[i], err))
+				continue;   /* keep the journal until its packs are indexed */
+		if (s->be->ops->unlink(s->be, c.dead[i], NULL) == PS_OK && removed)
+			(*removed)++;
+	}
+	for (size_t i = 0; i < c.n; i++)
+		ps_free(c.dead[i]);
+	ps_free(c.dead);
+	return rc;
+}
