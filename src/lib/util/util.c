@@ -72,7 +72,14 @@ int ps_err_prefix(struct ps_error *err, const char *fmt, ...)
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", pre, old);
+	{
+		size_t pl = strnlen(pre, sizeof(err->msg) - 3);
+		memcpy(err->msg, pre, pl);
+		err->msg[pl] = ':';
+		err->msg[pl + 1] = ' ';
+		memcpy(err->msg + pl + 2, old, sizeof(err->msg) - pl - 3);
+		err->msg[sizeof(err->msg) - 1] = '\0';
+	}
 	return err->code ? err->code : PS_ERROR;
 }
 
