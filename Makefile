@@ -16,7 +16,7 @@ SANFLAGS :=
 OPT      ?= -O2 -g
 endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings \
-            -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
+            -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter -Wno-format-truncation
 CPPFLAGS += -Iinclude -D_FILE_OFFSET_BITS=64
 CFLAGS   ?=
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS))

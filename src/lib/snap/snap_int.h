@@ -1,0 +1,130 @@
+/*
+ * snap_int.h - the snapshot layer's private interface: tree objects,
+ * snapshot refs, project settings, the host-side file cache.
+ */
+#ifndef PS_SNAP_INT_H
+#define PS_SNAP_INT_H
+#include <sys/stat.h>
+#include "../store/store_int.h"
+
+/* ---- trees (snap_tree.c) ---- */
+
+struct ps_extent {
+	uint64_t off;         /* offset in the file */
+	uint32_t len;         /* bytes of data (the chunk's raw length) */
+	uint8_t id[32];       /* chunk object */
+};
+
+/* One directory entry. In a decoded tree the pointers point into the tree
+ * object's buffer (valid while it lives); when building, they are owned by
+ * whoever builds. */
+struct ps_tentry {
+	const uint8_t *name;
+	size_t name_len;
+	int type;                     /* enum ps_entry_type */
+	uint32_t mode;                /* & 07777 */
+	uint32_t uid, gid;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint64_t size;
+	uint64_t link_group;
+	uint64_t rdev;
+	const uint8_t *xattrs;        /* encoded: uvar n, (uvar klen, k, uvar vlen, v)* */
+	size_t xattrs_len;
+	size_t nxattrs;
+	const uint8_t *target;        /* symlink target / error message */
+	size_t target_len;
+	uint8_t subtree[32];          /* directories */
+	struct ps_extent *extents;    /* regular files */
+	size_t nextents;
+};
+
+struct ps_tree {
+	uint8_t *buf;                 /* the object (owned) */
+	size_t len;
+	struct ps_tentry *ents;       /* owned array */
+	size_t n;
+	struct ps_extent *ext_pool;   /* owned; extents of all entries */
+};
+
+/* Serializes entries (which must be sorted by name, unique) into out. */
+int ps_tree_encode(const struct ps_tentry *ents, size_t n, struct ps_buf *out);
+/* Parses and validates a tree object; takes ownership of buf on success.
+ * Returns PS_ECORRUPT for malformed data and PS_EHOSTILE for a name that
+ * could escape a restore target ("", ".", "..", '/', NUL). */
+int ps_tree_decode(uint8_t *buf, size_t len, struct ps_tree *out, struct ps_error *err);
+void ps_tree_release(struct ps_tree *t);
+/* Loads a tree object from the store and decodes it. */
+int ps_tree_load(struct ps_store *s, const uint8_t id[32], struct ps_tree *out,
+		 struct ps_error *err);
+/* Binary search by name; returns index or -1. */
+long ps_tree_find(const struct ps_tree *t, const char *name, size_t len);
+int ps_name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+/* Iterates xattrs of an entry. Returns 1 while there are more. */
+struct ps_xattr_it {
+	struct ps_rd rd;
+	size_t left;
+};
+void ps_xattr_it_init(struct ps_xattr_it *it, const struct ps_tentry *e);
+int ps_xattr_next(struct ps_xattr_it *it, const char **k, size_t *kl, const uint8_t **v,
+		  size_t *vl);
+
+/* Walks the path ("a/b/c") from a root tree. On success *out holds the tree
+ * of the containing directory and *idx the entry (or idx = -1 and out = the
+ * root when path is empty). */
+int ps_tree_lookup(struct ps_store *s, const uint8_t root[32], const char *path,
+		   struct ps_tree *out, long *idx, struct ps_error *err);
+
+/* ---- snapshot refs (snap_ref.c) ---- */
+int ps_ref_encode(const struct ps_snapshot_info *si, struct ps_buf *out);
+/* Parses one record from text; *used = bytes consumed. */
+int ps_ref_decode(const char *text, size_t len, struct ps_snapshot_info *si, size_t *used,
+		  struct ps_error *err);
+/* Publishes a new snapshot ref (and updates the list). */
+int ps_ref_publish(struct ps_store *s, const struct ps_snapshot_info *si, struct ps_error *err);
+/* Makes a new snapshot name for time t. */
+void ps_snapshot_name(int64_t t, char *buf, size_t len);
+int ps_snapshot_name_valid(const char *name);
+
+/* ---- settings (snap_ref.c) ---- */
+struct ps_settings {
+	uint64_t quota;               /* 0 = none */
+	char compression[32];         /* "" = store default */
+	char **excludes;              /* owned */
+	size_t nexcludes;
+};
+int ps_settings_load(struct ps_store *s, const char *project, struct ps_settings *out,
+		     struct ps_error *err);
+int ps_settings_save(struct ps_store *s, const char *project, const struct ps_settings *st,
+		     struct ps_error *err);
+void ps_settings_release(struct ps_settings *st);
+
+/* ---- file cache (snap_fcache.c) ---- */
+struct ps_fcache_ent {
+	char *path;                   /* relative path, owned */
+	size_t path_len;
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+	struct ps_extent *extents;    /* owned */
+	size_t nextents;
+};
+struct ps_fcache;
+/* Loads the cache of a project (empty if none or invalid). */
+int ps_fcache_open(struct ps_fcache **out, const char *cache_dir, const char *store_id,
+		   const char *project);
+const struct ps_fcache_ent *ps_fcache_find(const struct ps_fcache *c, const char *path,
+					   size_t len);
+/* Adds an entry to the next generation (thread-safe; copies everything). */
+int ps_fcache_add(struct ps_fcache *c, const char *path, size_t len, const struct stat *st,
+		  const struct ps_extent *ext, size_t n);
+/* Writes the next generation atomically. */
+int ps_fcache_commit(struct ps_fcache *c, struct ps_error *err);
+void ps_fcache_free(struct ps_fcache *c);
+/* Default cache directory: $PROJSTORE_CACHE_DIR, $XDG_CACHE_HOME/projstore,
+ * ~/.cache/projstore, or /var/cache/projstore for root. */
+void ps_fcache_default_dir(char *buf, size_t len);
+
+/* ---- snapshot resolution helper ---- */
+int ps_resolve_root(struct ps_store *s, const char *project, const char *spec,
+		    struct ps_snapshot_info *si, struct ps_error *err);
+#endif
