@@ -17,8 +17,9 @@
 #
 # Environment:
 #   PROJSTORE_BIN      projstore binary to test (default: build/projstore)
-#   PROJSTORE_TOOLS    directory with treecmp and deadfs (default: build/tools);
-#                      missing or stale tools are compiled there on demand
+#   PROJSTORE_TOOLS    directory with treecmp and deadfs (default: $PS_TOOLS,
+#                      else build/tools); missing or stale tools are
+#                      compiled there on demand
 #   PS_KEEP_TRASH      keep $TRASH of a file with a failing test
 #   PS_TEST_VERBOSE    like -v
 #   PS_TEST_TIMEOUT    seconds before a single `ps` call is killed (0 = never)
@@ -42,7 +43,7 @@ TOOLS_SRC=$SRCDIR/tests/tools
 
 PROJSTORE=${PROJSTORE_BIN:-$SRCDIR/build/projstore}
 case $PROJSTORE in /*) ;; *) PROJSTORE=$SRCDIR/$PROJSTORE ;; esac
-TOOLS=${PROJSTORE_TOOLS:-$SRCDIR/build/tools}
+TOOLS=${PROJSTORE_TOOLS:-${PS_TOOLS:-$SRCDIR/build/tools}}
 case $TOOLS in /*) ;; *) TOOLS=$SRCDIR/$TOOLS ;; esac
 export PROJSTORE TOOLS
 
@@ -243,11 +244,19 @@ test_dir_is_empty () {
 	fi
 }
 
+test_must_be_empty () {
+	if [ -s "$1" ]; then
+		echo >&2 "not empty: $1"
+		cat >&2 "$1"
+		return 1
+	fi
+}
+
 # test_line_count OP N FILE
 test_line_count () {
 	local n
 	n=$(wc -l <"$3") || return 1
-	if ! [ "$n" "$1" "$2" ]; then
+	if ! test "$n" "$1" "$2"; then
 		echo >&2 "test_line_count: expected $1 $2 lines, got $n in $3:"
 		cat >&2 "$3"
 		return 1
@@ -536,4 +545,36 @@ wait_for () {
 		fi
 		sleep 0.05
 	done
+}
+
+# deadfs_start MOUNTPOINT [deadfs options]: mounts the test FUSE filesystem
+# (served by a background job of this shell) and sets DEADFS_PID.
+deadfs_start () {
+	local mnt=$1 pidf
+	shift
+	case $mnt in /*) ;; *) mnt=$PWD/$mnt ;; esac
+	pidf=$TRASH/.deadfs-pid.$RANDOM$RANDOM
+	test_build_tool_ deadfs || return 1
+	"$TOOLS/deadfs" -f "$@" "$mnt" "$pidf" &
+	DEADFS_PID=$!
+	test_atexit "kill -9 $DEADFS_PID; umount -l '$mnt'"
+	wait_for "[ -s '$pidf' ] || ! kill -0 $DEADFS_PID 2>/dev/null" 10 &&
+	[ -s "$pidf" ] &&
+	mountpoint -q "$mnt"
+}
+
+# deadfs_kill: kills the server of the last deadfs_start (SIGKILL), so that its
+# mount point fails with ENOTCONN.
+deadfs_kill () {
+	kill -9 "$DEADFS_PID" 2>/dev/null
+	wait "$DEADFS_PID" 2>/dev/null
+	return 0
+}
+
+# deadfs_stop MOUNTPOINT: unmounts it (lazily) and reaps the server.
+deadfs_stop () {
+	umount -l "$1" 2>/dev/null || fusermount3 -u -z "$1" 2>/dev/null
+	kill -9 "$DEADFS_PID" 2>/dev/null
+	wait "$DEADFS_PID" 2>/dev/null
+	return 0
 }
