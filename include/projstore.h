@@ -105,6 +105,10 @@ struct ps_snapshot_info {
 	uint64_t quota_bytes;         /* quota at save time, 0 = none */
 	int over_quota;               /* logical_bytes > quota_bytes */
 	int64_t duration_ms;          /* how long the save took */
+	uint32_t root_mode;           /* the saved directory's own metadata */
+	uint32_t root_uid, root_gid;
+	int64_t root_mtime_sec;
+	uint32_t root_mtime_nsec;
 };
 
 /* Lists the snapshots of a project, oldest first. Costs one directory read

@@ -82,6 +82,10 @@ int ps_ref_decode(const char *text, size_t len, struct ps_snapshot_info *si, siz
 		  struct ps_error *err);
 /* Publishes a new snapshot ref (and updates the list). */
 int ps_ref_publish(struct ps_store *s, const struct ps_snapshot_info *si, struct ps_error *err);
+/* As ps_snapshot_list, but a damaged ref is reported through bad() and
+ * skipped instead of failing the listing (check, and open's fallback). */
+int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snapshot_info **out,
+			size_t *nout, ps_warn_fn bad, void *bad_ctx, struct ps_error *err);
 /* Makes a new snapshot name for time t. */
 void ps_snapshot_name(int64_t t, char *buf, size_t len);
 int ps_snapshot_name_valid(const char *name);

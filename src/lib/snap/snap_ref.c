@@ -80,7 +80,7 @@ int ps_ref_encode(const struct ps_snapshot_info *si, struct ps_buf *out)
 			  "projstore-snapshot 1\nproject %s\nname %s\ntime %lld\nroot %s\nparent %s\n"
 			  "origin %s\nfiles %llu\ndirs %llu\nothers %llu\nlogical %llu\napparent %llu\n"
 			  "new-objects %llu\nnew-raw %llu\nnew-stored %llu\nerrors %llu\nquota %llu\n"
-			  "over-quota %d\nduration-ms %lld\n",
+			  "over-quota %d\nduration-ms %lld\nroot-meta %o %u %u %lld %u\n",
 			  si->project, si->name, (long long)si->time_ns, root,
 			  si->parent[0] ? si->parent : "-", origin, (unsigned long long)si->files,
 			  (unsigned long long)si->dirs, (unsigned long long)si->others,
@@ -88,7 +88,8 @@ int ps_ref_encode(const struct ps_snapshot_info *si, struct ps_buf *out)
 			  (unsigned long long)si->new_objects, (unsigned long long)si->new_raw_bytes,
 			  (unsigned long long)si->new_bytes, (unsigned long long)si->errors,
 			  (unsigned long long)si->quota_bytes, si->over_quota ? 1 : 0,
-			  (long long)si->duration_ms))
+			  (long long)si->duration_ms, si->root_mode & 07777, si->root_uid, si->root_gid,
+			  (long long)si->root_mtime_sec, si->root_mtime_nsec))
 		return -1;
 	if (ps_sha256(out->data + start, out->len - start, sha))
 		return -1;
@@ -189,6 +190,17 @@ int ps_ref_decode(const char *text, size_t len, struct ps_snapshot_info *si, siz
 				memcpy((char *)si + nums[k].off, &u, sizeof(u));
 			} else if (!strcmp(line, "over-quota")) {
 				si->over_quota = !strcmp(val, "1");
+			} else if (!strcmp(line, "root-meta")) {
+				unsigned mode, uid, gid, nsec;
+				long long sec;
+				if (sscanf(val, "%o %u %u %lld %u", &mode, &uid, &gid, &sec, &nsec) != 5 ||
+				    mode > 07777 || nsec >= 1000000000u)
+					return ps_err(err, PS_ECORRUPT, "snapshot ref field 'root-meta' is invalid");
+				si->root_mode = mode;
+				si->root_uid = uid;
+				si->root_gid = gid;
+				si->root_mtime_sec = sec;
+				si->root_mtime_nsec = nsec;
 			} else if (!strcmp(line, "duration-ms")) {
 				if (!parse_u64(val, &u))
 					si->duration_ms = (int64_t)u;
@@ -288,6 +300,12 @@ static int read_ref_file(struct ps_store *s, const char *project, const char *na
 int ps_snapshot_list(struct ps_store *s, const char *project, struct ps_snapshot_info **out,
 		     size_t *nout, struct ps_error *err)
 {
+	return ps_snapshot_list_ex(s, project, out, nout, NULL, NULL, err);
+}
+
+int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snapshot_info **out,
+			size_t *nout, ps_warn_fn bad, void *bad_ctx, struct ps_error *err)
+{
 	struct name_set names = { 0 };
 	struct ps_snapshot_info *v = NULL;
 	size_t n = 0, cap = 0;
@@ -351,6 +369,13 @@ int ps_snapshot_list(struct ps_store *s, const char *project, struct ps_snapshot
 			if (found)
 				continue;
 			rc = read_ref_file(s, project, names.v[i], &v[n], err);
+			if (rc && bad && rc != PS_ERROR) {
+				char rp[PATH_MAX];
+				snprintf(rp, sizeof(rp), "projects/%s/snaps/%s.snap", project, names.v[i]);
+				bad(bad_ctx, rp, err ? err->msg : "damaged snapshot ref");
+				rc = PS_OK;
+				continue;
+			}
 			if (rc)
 				goto done;
 			n++;

@@ -261,6 +261,7 @@ void ps_store_free(struct ps_store *s)
 		ps_free(priv->pend.slots);
 		ps_free(priv);
 	}
+	ps_strv_free(s->bad_segments, s->nbad_segments);
 	for (size_t i = 0; i < s->nsegments; i++)
 		ps_free(s->segments[i]);
 	ps_free(s->segments);
@@ -387,8 +388,20 @@ int ps_store_load_index(struct ps_store *s, struct ps_error *err)
 			rc = ps_err(err, PS_ECORRUPT, "store has no index directory");
 		if (rc)
 			goto done;
-		for (size_t i = 0; i < l.n && !rc; i++)
+		for (size_t i = 0; i < l.n && !rc; i++) {
 			rc = load_segment(s, l.v[i], &vanished, err);
+			if (rc == PS_ECORRUPT) {
+				/* skip it: its objects look missing, and check reports it */
+				char **nb = ps_realloc(s->bad_segments, (s->nbad_segments + 1) * sizeof(char *));
+				if (nb) {
+					s->bad_segments = nb;
+					nb[s->nbad_segments] = ps_strdup(l.v[i]);
+					if (nb[s->nbad_segments])
+						s->nbad_segments++;
+				}
+				rc = PS_OK;
+			}
+		}
 		if (rc || !vanished)
 			break;
 		/* a segment was merged away while we read: start over */
@@ -397,6 +410,9 @@ int ps_store_load_index(struct ps_store *s, struct ps_error *err)
 		l.n = 0;
 		s->idx_n = 0;
 		s->npacks = 0;
+		ps_strv_free(s->bad_segments, s->nbad_segments);
+		s->bad_segments = NULL;
+		s->nbad_segments = 0;
 	}
 	if (rc)
 		goto done;

@@ -83,6 +83,8 @@ struct ps_store {
 	int idx_loaded;
 	char **segments;              /* names of loaded segments */
 	size_t nsegments;
+	char **bad_segments;          /* segments skipped because damaged */
+	size_t nbad_segments;
 	/* pack table: index 'pack' -> 32-byte pack id */
 	uint8_t (*packs)[32];
 	size_t npacks, packs_cap;

@@ -618,3 +618,66 @@ int ps_mkdirs(const char *path, unsigned mode, struct ps_error *err)
 	}
 	return PS_OK;
 }
+
+/* ------------------------------------------------------------ id sets */
+
+static size_t idset_slot(const struct ps_idset *s, const uint8_t id[32])
+{
+	size_t h;
+	memcpy(&h, id + 8, sizeof(h));   /* ids are uniform: any 8 bytes hash well */
+	for (h &= s->cap - 1; s->used[h] && memcmp(s->keys[h], id, 32); h = (h + 1) & (s->cap - 1))
+		;
+	return h;
+}
+
+int ps_idset_add(struct ps_idset *s, const uint8_t id[32])
+{
+	size_t h;
+	if ((s->n + 1) * 4 >= s->cap * 3) {
+		struct ps_idset ns;
+		ns.cap = s->cap ? s->cap * 2 : 1024;
+		ns.n = 0;
+		ns.keys = ps_malloc(ns.cap * 32);
+		ns.used = ps_calloc(ns.cap, 1);
+		if (!ns.keys || !ns.used) {
+			ps_free(ns.keys);
+			ps_free(ns.used);
+			return -1;
+		}
+		for (size_t i = 0; i < s->cap; i++) {
+			if (!s->used[i])
+				continue;
+			h = idset_slot(&ns, s->keys[i]);
+			memcpy(ns.keys[h], s->keys[i], 32);
+			ns.used[h] = s->used[i];
+			ns.n++;
+		}
+		ps_idset_release(s);
+		*s = ns;
+	}
+	h = idset_slot(s, id);
+	if (s->used[h])
+		return 0;
+	memcpy(s->keys[h], id, 32);
+	s->used[h] = 1;
+	s->n++;
+	return 1;
+}
+
+uint8_t *ps_idset_get(const struct ps_idset *s, const uint8_t id[32])
+{
+	size_t h;
+	if (!s->cap)
+		return NULL;
+	h = idset_slot(s, id);
+	return s->used[h] ? &s->used[h] : NULL;
+}
+
+void ps_idset_release(struct ps_idset *s)
+{
+	ps_free(s->keys);
+	ps_free(s->used);
+	s->keys = NULL;
+	s->used = NULL;
+	s->cap = s->n = 0;
+}

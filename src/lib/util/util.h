@@ -137,3 +137,15 @@ int ps_write_all(int fd, const void *p, size_t n);
 ssize_t ps_pread_all(int fd, void *p, size_t n, uint64_t off);
 
 #endif
+
+/* ---- a set of 32-byte ids (open addressing) ---- */
+struct ps_idset {
+	uint8_t (*keys)[32];
+	uint8_t *used;     /* 0 empty, else 1 + caller's flag bits */
+	size_t cap, n;
+};
+/* Returns 1 if added, 0 if present, -1 on out of memory. */
+int ps_idset_add(struct ps_idset *s, const uint8_t id[32]);
+/* Returns a pointer to the entry's flag byte (>= 1) or NULL. */
+uint8_t *ps_idset_get(const struct ps_idset *s, const uint8_t id[32]);
+void ps_idset_release(struct ps_idset *s);

@@ -1,0 +1,1086 @@
+/*
+ * snap_save.c - save: snapshot a directory tree into the store.
+ *
+ * Pipeline.  The calling thread walks the tree depth first: per directory it
+ * reads the names, sorts them, lstat()s every entry and reads xattrs and
+ * symlink targets.  A regular file whose (dev, ino, size, mtime, ctime) match
+ * the file cache takes its chunk list from the cache and is never opened;
+ * every other regular file becomes a job for the worker pool, which reads its
+ * data regions (SEEK_DATA/SEEK_HOLE: holes are never read), cuts them into
+ * chunks, hashes them and stores the new ones (compressed in the worker).
+ *
+ * Each directory is a `dnode` with a count of outstanding work: one for the
+ * walker while it lists the directory, one per file job, one per
+ * subdirectory.  Whoever drops the count to zero (the walker or a worker)
+ * encodes the directory's tree object, stores it, writes its id into the
+ * parent's entry and drops the parent's count.  When the root reaches zero the
+ * tree is complete.  A directory's descriptor stays open until then, so
+ * workers open files with openat() relative to it and long paths never matter.
+ * The walker pauses when too many directories are open.
+ *
+ * Commit order (crash safety): objects -> packs fsynced and renamed ->
+ * index segment -> snapshot ref -> list.  A crash before the ref leaves only
+ * unreferenced objects (indexed by the next save through the inflight journal,
+ * or removed by gc); the snapshot appears whole or not at all.
+ *
+ * An entry that cannot be read (EACCES, EIO, ENOTCONN, ...) becomes an entry of
+ * type "error" carrying the message; the save goes on and reports it.
+ */
+#define _GNU_SOURCE
+#include "snap_int.h"
+#include "../hash/hash.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define MAX_OPEN_DIRS 256
+#define MAX_DEPTH 4096
+#define LOCK_TTL 600.0
+
+struct sentry {
+	struct ps_tentry t;       /* name, target, xattrs, extents owned here */
+	dev_t dev;
+	ino_t ino;
+	int job;                  /* content is read by a worker */
+};
+
+struct dnode {
+	struct dnode *parent;
+	size_t parent_idx;
+	int dfd;
+	char *path;               /* relative to the save root; "" for the root */
+	struct sentry *ents;
+	size_t n;
+	int pending;              /* atomic */
+};
+
+struct job {
+	struct dnode *d;
+	size_t idx;
+};
+
+struct save_ctx {
+	struct ps_store *s;
+	const struct ps_save_opts *o;
+	struct ps_compression comp;
+	struct ps_fcache *fc;
+	char **excludes;
+	size_t nexcludes;
+	dev_t root_dev;
+	uint8_t root_id[32];
+	uint8_t empty_tree[32];
+	long uid, gid;
+
+	pthread_mutex_t lock;     /* protects everything below */
+	pthread_cond_t cond;      /* jobs queued, root done, dirs closed */
+	struct job *q;
+	size_t qhead, qlen, qcap;
+	int stop;                 /* workers exit when the queue is empty */
+	int root_done;
+	int open_dirs;
+	int failed;
+	struct ps_error err;      /* first fatal error */
+	pthread_mutex_t warn_lock;
+
+	/* counters (atomic) */
+	uint64_t files, dirs, others, logical, apparent, errors;
+	uint64_t files_done, bytes_done, bytes_total;
+};
+
+static void fail(struct save_ctx *c, const struct ps_error *e)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->failed) {
+		c->failed = 1;
+		c->err = *e;
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int has_failed(struct save_ctx *c) { return __atomic_load_n(&c->failed, __ATOMIC_RELAXED); }
+
+static void warn_entry(struct save_ctx *c, const char *path, const char *msg)
+{
+	__atomic_add_fetch(&c->errors, 1, __ATOMIC_RELAXED);
+	if (c->o->warn) {
+		pthread_mutex_lock(&c->warn_lock);
+		c->o->warn(c->o->cb_ctx, path[0] ? path : ".", msg);
+		pthread_mutex_unlock(&c->warn_lock);
+	}
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+	char *p = ps_malloc(dl + nl + 2);
+	if (!p)
+		return NULL;
+	if (dl) {
+		memcpy(p, dir, dl);
+		p[dl] = '/';
+		memcpy(p + dl + 1, name, nl + 1);
+	} else {
+		memcpy(p, name, nl + 1);
+	}
+	return p;
+}
+
+static void entry_release(struct sentry *e)
+{
+	ps_free((void *)e->t.name);
+	ps_free((void *)e->t.target);
+	ps_free((void *)e->t.xattrs);
+	ps_free(e->t.extents);
+}
+
+/* Turns an entry into an error entry carrying `msg` (keeps its metadata). */
+static void entry_set_error(struct sentry *e, const char *msg)
+{
+	ps_free((void *)e->t.target);
+	ps_free(e->t.extents);
+	e->t.extents = NULL;
+	e->t.nextents = 0;
+	e->t.type = PS_T_ERROR;
+	e->t.target = (const uint8_t *)ps_strdup(msg);
+	e->t.target_len = e->t.target ? strlen(msg) : 0;
+	if (!e->t.target_len) {
+		e->t.target = (const uint8_t *)ps_strdup("error");
+		e->t.target_len = 5;
+	}
+	e->t.size = 0;
+	e->t.link_group = 0;
+}
+
+/* ------------------------------------------------------------ excludes */
+
+static int excluded(struct save_ctx *c, const char *rel, const char *name)
+{
+	for (size_t i = 0; i < c->nexcludes; i++) {
+		const char *p = c->excludes[i];
+		if (!strchr(p, '/')) {
+			if (!fnmatch(p, name, FNM_PERIOD & 0))
+				return 1;
+		} else {
+			while (*p == '/')
+				p++;
+			if (!fnmatch(p, rel, FNM_PATHNAME))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ xattrs */
+
+/* Reads all xattrs of `path` (not following a final symlink) and encodes
+ * them sorted by name. Errors other than "not supported" are returned. */
+static int read_xattrs(const char *path, int fd, struct sentry *e)
+{
+	char *names = NULL, *p;
+	ssize_t len;
+	struct ps_buf b = PS_BUF_INIT;
+	const char *vn[256];
+	size_t nn = 0;
+	int rc = 0;
+	len = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+	if (len <= 0)
+		return (len < 0 && errno != ENOTSUP && errno != ENODATA) ? -errno : 0;
+	names = ps_malloc((size_t)len + 1);
+	if (!names)
+		return -ENOMEM;
+	len = fd >= 0 ? flistxattr(fd, names, (size_t)len) : llistxattr(path, names, (size_t)len);
+	if (len < 0) {
+		rc = -errno;
+		goto done;
+	}
+	for (p = names; p < names + len && nn < PS_ARRAY_LEN(vn); p += strlen(p) + 1)
+		if (*p && strcmp(p, "security.selinux"))
+			vn[nn++] = p;
+	/* sort names (insertion sort: few) */
+	for (size_t i = 1; i < nn; i++)
+		for (size_t k = i; k > 0 && strcmp(vn[k - 1], vn[k]) > 0; k--) {
+			const char *t = vn[k];
+			vn[k] = vn[k - 1];
+			vn[k - 1] = t;
+		}
+	ps_buf_put_uvar(&b, nn);
+	for (size_t i = 0; i < nn; i++) {
+		char val[65536];
+		ssize_t vl = fd >= 0 ? fgetxattr(fd, vn[i], val, sizeof(val))
+				     : lgetxattr(path, vn[i], val, sizeof(val));
+		if (vl < 0) {
+			if (errno == ENODATA)
+				continue;
+			rc = -errno;
+			goto done;
+		}
+		ps_buf_put_uvar(&b, strlen(vn[i]));
+		ps_buf_append(&b, vn[i], strlen(vn[i]));
+		ps_buf_put_uvar(&b, (uint64_t)vl);
+		ps_buf_append(&b, val, (size_t)vl);
+	}
+	e->t.nxattrs = nn;
+	e->t.xattrs = b.data;
+	e->t.xattrs_len = b.len;
+	b.data = NULL;
+done:
+	ps_buf_release(&b);
+	ps_free(names);
+	return rc;
+}
+
+/* ------------------------------------------------------------ tree build */
+
+static void dnode_release(struct save_ctx *c, struct dnode *d);
+
+static void dnode_finish(struct save_ctx *c, struct dnode *d)
+{
+	struct ps_buf b = PS_BUF_INIT;
+	struct ps_tentry *te = NULL;
+	uint8_t id[32];
+	struct ps_error err;
+	struct dnode *parent = d->parent;
+	int rc = PS_OK;
+
+	ps_error_clear(&err);
+	if (!has_failed(c)) {
+		te = ps_malloc(sizeof(*te) * (d->n ? d->n : 1));
+		if (!te) {
+			rc = ps_err(&err, PS_ERROR, "out of memory");
+		} else {
+			for (size_t i = 0; i < d->n; i++)
+				te[i] = d->ents[i].t;
+			if (ps_tree_encode(te, d->n, &b))
+				rc = ps_err(&err, PS_ERROR, "out of memory");
+			else
+				rc = ps_store_put(c->s, PS_OBJ_TREE, b.data, b.len, NULL, &c->comp, id,
+						  NULL, &err);
+		}
+		if (rc) {
+			ps_err_prefix(&err, "'%s'", d->path[0] ? d->path : ".");
+			fail(c, &err);
+		}
+	}
+	ps_free(te);
+	ps_buf_release(&b);
+	for (size_t i = 0; i < d->n; i++)
+		entry_release(&d->ents[i]);
+	ps_free(d->ents);
+	ps_free(d->path);
+	if (d->dfd >= 0)
+		close(d->dfd);
+	pthread_mutex_lock(&c->lock);
+	c->open_dirs--;
+	if (!parent && !rc)
+		memcpy(c->root_id, id, 32);
+	if (!parent)
+		c->root_done = 1;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (parent) {
+		if (!rc && !has_failed(c))
+			memcpy(parent->ents[d->parent_idx].t.subtree, id, 32);
+		dnode_release(c, parent);
+	}
+	ps_free(d);
+}
+
+static void dnode_release(struct save_ctx *c, struct dnode *d)
+{
+	if (__atomic_sub_fetch(&d->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		dnode_finish(c, d);
+}
+
+/* ------------------------------------------------------------ file content */
+
+struct worker_buf {
+	uint8_t *buf;
+	size_t cap;
+	struct ps_extent *ext;
+	size_t next, ext_cap;
+};
+
+static int add_extent(struct worker_buf *w, uint64_t off, uint32_t len, const uint8_t id[32])
+{
+	if (w->next == w->ext_cap) {
+		size_t cap = w->ext_cap ? w->ext_cap * 2 : 64;
+		struct ps_extent *e = ps_realloc(w->ext, cap * sizeof(*e));
+		if (!e)
+			return -1;
+		w->ext = e;
+		w->ext_cap = cap;
+	}
+	w->ext[w->next].off = off;
+	w->ext[w->next].len = len;
+	memcpy(w->ext[w->next].id, id, 32);
+	w->next++;
+	return 0;
+}
+
+/* Reads [a, b) of fd, chunks and stores it. Returns 0, a negative errno for a
+ * read error (the entry becomes an error entry), or PS_ERROR (fatal, in err).
+ * *end receives where the data really ended (a file that shrank). */
+static int read_region(struct save_ctx *c, struct worker_buf *w, int fd, uint64_t a, uint64_t b,
+		       uint64_t *end, struct ps_error *err)
+{
+	const struct ps_chunker *ch = &c->s->chunker;
+	uint64_t rpos = a, cpos = a;
+	size_t have = 0;
+	int eof = 0;
+	while (!eof || have) {
+		size_t off = 0;
+		while (!eof && have < w->cap) {
+			size_t want = w->cap - have;
+			ssize_t r;
+			if (rpos >= b) {
+				eof = 1;
+				break;
+			}
+			if (want > b - rpos)
+				want = (size_t)(b - rpos);
+			r = pread(fd, w->buf + have, want, (off_t)rpos);
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			if (r == 0) {
+				eof = 1;
+				break;
+			}
+			have += (size_t)r;
+			rpos += (uint64_t)r;
+			__atomic_add_fetch(&c->bytes_done, (uint64_t)r, __ATOMIC_RELAXED);
+		}
+		while (have - off >= ch->max_size || (eof && off < have)) {
+			size_t n = ps_chunker_cut(ch, w->buf + off, have - off);
+			uint8_t id[32];
+			int rc = ps_store_put(c->s, PS_OBJ_CHUNK, w->buf + off, n, NULL, &c->comp, id, NULL,
+					      err);
+			if (rc)
+				return PS_ERROR;
+			if (add_extent(w, cpos, (uint32_t)n, id))
+				return ps_err(err, PS_ERROR, "out of memory");
+			cpos += n;
+			off += n;
+		}
+		if (off && off < have)
+			memmove(w->buf, w->buf + off, have - off);
+		have -= off;
+		if (has_failed(c))
+			return PS_ERROR;
+	}
+	*end = cpos;
+	return 0;
+}
+
+static void process_file(struct save_ctx *c, struct worker_buf *w, struct dnode *d, size_t idx)
+{
+	struct sentry *e = &d->ents[idx];
+	char *rel = join_path(d->path, (const char *)e->t.name);
+	struct ps_error err;
+	struct stat st;
+	uint64_t pos = 0, size, data_end = 0, logical = 0;
+	int fd, rc = 0, sparse;
+	char msg[512];
+
+	ps_error_clear(&err);
+	w->next = 0;
+	fd = openat(d->dfd, (const char *)e->t.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(d->dfd, (const char *)e->t.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(msg, sizeof(msg), "cannot open: %s", strerror(errno));
+		goto soft_error;
+	}
+	if (fstat(fd, &st)) {
+		snprintf(msg, sizeof(msg), "cannot stat: %s", strerror(errno));
+		goto soft_error;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(msg, sizeof(msg), "changed type while being saved");
+		goto soft_error;
+	}
+	size = (uint64_t)st.st_size;
+	sparse = (uint64_t)st.st_blocks * 512 < size;
+	while (pos < size && !rc) {
+		uint64_t a = pos, b = size, got = 0;
+		if (sparse) {
+			off_t da = lseek(fd, (off_t)pos, SEEK_DATA);
+			if (da < 0) {
+				if (errno == ENXIO)
+					break;          /* only a hole remains */
+				sparse = 0;         /* no SEEK_DATA here: read everything */
+			} else {
+				off_t hb = lseek(fd, da, SEEK_HOLE);
+				a = (uint64_t)da;
+				b = hb < 0 ? size : (uint64_t)hb;
+				if (b > size)
+					b = size;
+			}
+		}
+		rc = read_region(c, w, fd, a, b, &got, &err);
+		if (rc == PS_ERROR)
+			goto fatal;
+		if (rc < 0) {
+			snprintf(msg, sizeof(msg), "cannot read: %s", strerror(-rc));
+			goto soft_error;
+		}
+		logical += got - a;
+		data_end = got;
+		if (got < b) {          /* the file shrank while we read it */
+			size = got;
+			break;
+		}
+		pos = b;
+	}
+	(void)data_end;
+	e->t.size = size;
+	e->t.extents = ps_malloc(sizeof(*w->ext) * (w->next ? w->next : 1));
+	if (!e->t.extents) {
+		ps_err(&err, PS_ERROR, "out of memory");
+		goto fatal;
+	}
+	memcpy(e->t.extents, w->ext, sizeof(*w->ext) * w->next);
+	e->t.nextents = w->next;
+	e->t.mtime_sec = st.st_mtim.tv_sec;
+	e->t.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	__atomic_add_fetch(&c->logical, logical, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->apparent, size, __ATOMIC_RELAXED);
+	if (c->fc && size == (uint64_t)st.st_size)
+		ps_fcache_add(c->fc, rel, strlen(rel), &st, e->t.extents, e->t.nextents);
+	goto done;
+soft_error:
+	entry_set_error(e, msg);
+	warn_entry(c, rel ? rel : "?", msg);
+	goto done;
+fatal:
+	ps_err_prefix(&err, "'%s'", rel ? rel : "?");
+	fail(c, &err);
+done:
+	if (fd >= 0)
+		close(fd);
+	ps_free(rel);
+	__atomic_add_fetch(&c->files_done, 1, __ATOMIC_RELAXED);
+	dnode_release(c, d);
+}
+
+static void *worker_main(void *arg)
+{
+	struct save_ctx *c = arg;
+	struct worker_buf w = { 0 };
+	w.cap = 4u * c->s->chunker.max_size;
+	if (w.cap < (8u << 20))
+		w.cap = 8u << 20;
+	w.buf = ps_malloc(w.cap);
+	for (;;) {
+		struct job j;
+		pthread_mutex_lock(&c->lock);
+		while (!c->qlen && !c->stop)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (!c->qlen) {
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		j = c->q[c->qhead];
+		c->qhead = (c->qhead + 1) % c->qcap;
+		c->qlen--;
+		pthread_mutex_unlock(&c->lock);
+		if (!w.buf) {
+			struct ps_error e;
+			ps_err(&e, PS_ERROR, "out of memory");
+			fail(c, &e);
+		}
+		if (has_failed(c) || !w.buf) {
+			__atomic_add_fetch(&c->files_done, 1, __ATOMIC_RELAXED);
+			dnode_release(c, j.d);
+			continue;
+		}
+		process_file(c, &w, j.d, j.idx);
+	}
+	ps_free(w.buf);
+	ps_free(w.ext);
+	return NULL;
+}
+
+static int enqueue(struct save_ctx *c, struct dnode *d, size_t idx)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->qlen == c->qcap) {
+		size_t cap = c->qcap ? c->qcap * 2 : 1024;
+		struct job *nq = ps_malloc(cap * sizeof(*nq));
+		if (!nq) {
+			pthread_mutex_unlock(&c->lock);
+			return -1;
+		}
+		for (size_t i = 0; i < c->qlen; i++)
+			nq[i] = c->q[(c->qhead + i) % c->qcap];
+		ps_free(c->q);
+		c->q = nq;
+		c->qcap = cap;
+		c->qhead = 0;
+	}
+	c->q[(c->qhead + c->qlen) % c->qcap] = (struct job){ d, idx };
+	c->qlen++;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* ------------------------------------------------------------ walk */
+
+struct namev {
+	char **v;
+	size_t n, cap;
+};
+
+static int name_sort(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	return ps_name_cmp((const uint8_t *)x, strlen(x), (const uint8_t *)y, strlen(y));
+}
+
+/* Lists a directory. Returns 0 or -errno. */
+static int list_dir(int dfd, struct namev *out)
+{
+	int fd = dup(dfd);
+	DIR *dir;
+	struct dirent *de;
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	errno = 0;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		if (out->n == out->cap) {
+			size_t cap = out->cap ? out->cap * 2 : 64;
+			char **v = ps_realloc(out->v, cap * sizeof(*v));
+			if (!v) {
+				closedir(dir);
+				return -ENOMEM;
+			}
+			out->v = v;
+			out->cap = cap;
+		}
+		if (!(out->v[out->n] = ps_strdup(de->d_name))) {
+			closedir(dir);
+			return -ENOMEM;
+		}
+		out->n++;
+		errno = 0;
+	}
+	if (errno) {
+		int e = errno;
+		closedir(dir);
+		return -e;
+	}
+	closedir(dir);
+	qsort(out->v, out->n, sizeof(*out->v), name_sort);
+	return 0;
+}
+
+static void fill_meta(struct save_ctx *c, struct sentry *e, const struct stat *st)
+{
+	e->t.mode = st->st_mode & 07777;
+	e->t.uid = c->uid >= 0 ? (uint32_t)c->uid : st->st_uid;
+	e->t.gid = c->gid >= 0 ? (uint32_t)c->gid : st->st_gid;
+	e->t.mtime_sec = st->st_mtim.tv_sec;
+	e->t.mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+		/* a stable id for the inode: the same in every save of it */
+		uint64_t g = ((uint64_t)major(st->st_dev) << 52) ^ ((uint64_t)minor(st->st_dev) << 40) ^
+			     (uint64_t)st->st_ino;
+		e->t.link_group = g ? g : 1;
+	}
+}
+
+static int wait_for_dir_slot(struct save_ctx *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->open_dirs >= MAX_OPEN_DIRS && !c->failed)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->open_dirs++;
+	pthread_mutex_unlock(&c->lock);
+	return has_failed(c) ? -1 : 0;
+}
+
+static int chunks_present(struct save_ctx *c, const struct ps_fcache_ent *fe)
+{
+	for (size_t i = 0; i < fe->nextents; i++)
+		if (!ps_store_has(c->s, fe->extents[i].id, NULL))
+			return 0;
+	return 1;
+}
+
+static void walk_dir(struct save_ctx *c, struct dnode *d, int depth);
+
+static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i, int depth)
+{
+	struct sentry *e = &d->ents[i];
+	const char *name = (const char *)e->t.name;
+	char *rel = join_path(d->path, name);
+	char proc[64 + NAME_MAX];
+	struct stat st;
+	int xr;
+
+	if (!rel) {
+		struct ps_error err;
+		ps_err(&err, PS_ERROR, "out of memory");
+		fail(c, &err);
+		return;
+	}
+	if (fstatat(d->dfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "cannot stat: %s", strerror(errno));
+		entry_set_error(e, msg);
+		warn_entry(c, rel, msg);
+		goto done;
+	}
+	fill_meta(c, e, &st);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", d->dfd, name);
+	xr = S_ISDIR(st.st_mode) ? 0 : read_xattrs(proc, -1, e);
+	if (xr && xr != -EACCES && xr != -EPERM) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "cannot read extended attributes: %s", strerror(-xr));
+		entry_set_error(e, msg);
+		warn_entry(c, rel, msg);
+		goto done;
+	}
+	if (S_ISREG(st.st_mode)) {
+		const struct ps_fcache_ent *fe = c->fc ? ps_fcache_find(c->fc, rel, strlen(rel)) : NULL;
+		int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+		int64_t ct = (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+		e->t.type = PS_T_REG;
+		e->t.size = (uint64_t)st.st_size;
+		__atomic_add_fetch(&c->files, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&c->bytes_total, (uint64_t)st.st_size, __ATOMIC_RELAXED);
+		if (fe && fe->dev == (uint64_t)st.st_dev && fe->ino == (uint64_t)st.st_ino &&
+		    fe->size == (uint64_t)st.st_size && fe->mtime_ns == mt && fe->ctime_ns == ct &&
+		    chunks_present(c, fe)) {
+			uint64_t logical = 0;
+			e->t.extents = ps_malloc(sizeof(*fe->extents) * (fe->nextents ? fe->nextents : 1));
+			if (!e->t.extents) {
+				struct ps_error err;
+				ps_err(&err, PS_ERROR, "out of memory");
+				fail(c, &err);
+				goto done;
+			}
+			memcpy(e->t.extents, fe->extents, sizeof(*fe->extents) * fe->nextents);
+			e->t.nextents = fe->nextents;
+			for (size_t k = 0; k < fe->nextents; k++)
+				logical += fe->extents[k].len;
+			__atomic_add_fetch(&c->logical, logical, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&c->apparent, (uint64_t)st.st_size, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&c->files_done, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&c->bytes_done, (uint64_t)st.st_size, __ATOMIC_RELAXED);
+			ps_fcache_add(c->fc, rel, strlen(rel), &st, fe->extents, fe->nextents);
+		} else if (st.st_size == 0) {
+			__atomic_add_fetch(&c->files_done, 1, __ATOMIC_RELAXED);
+		} else {
+			__atomic_add_fetch(&d->pending, 1, __ATOMIC_ACQ_REL);
+			if (enqueue(c, d, i)) {
+				struct ps_error err;
+				__atomic_sub_fetch(&d->pending, 1, __ATOMIC_ACQ_REL);
+				ps_err(&err, PS_ERROR, "out of memory");
+				fail(c, &err);
+			}
+		}
+	} else if (S_ISDIR(st.st_mode)) {
+		struct dnode *sub;
+		int fd;
+		e->t.type = PS_T_DIR;
+		__atomic_add_fetch(&c->dirs, 1, __ATOMIC_RELAXED);
+		if (st.st_dev != c->root_dev && !c->o->cross_filesystems) {
+			/* a mount point: saved as an empty directory */
+			memcpy(e->t.subtree, c->empty_tree, 32);
+			goto done;
+		}
+		if (depth >= MAX_DEPTH) {
+			entry_set_error(e, "directory nesting too deep");
+			warn_entry(c, rel, "directory nesting too deep");
+			goto done;
+		}
+		fd = openat(d->dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "cannot open directory: %s", strerror(errno));
+			entry_set_error(e, msg);
+			warn_entry(c, rel, msg);
+			goto done;
+		}
+		xr = read_xattrs(NULL, fd, e);
+		if (xr && xr != -EACCES && xr != -EPERM) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "cannot read extended attributes: %s", strerror(-xr));
+			entry_set_error(e, msg);
+			warn_entry(c, rel, msg);
+			close(fd);
+			goto done;
+		}
+		sub = ps_calloc(1, sizeof(*sub));
+		if (!sub || wait_for_dir_slot(c)) {
+			close(fd);
+			ps_free(sub);
+			if (!has_failed(c)) {
+				struct ps_error err;
+				ps_err(&err, PS_ERROR, "out of memory");
+				fail(c, &err);
+			}
+			goto done;
+		}
+		sub->parent = d;
+		sub->parent_idx = i;
+		sub->dfd = fd;
+		sub->path = rel;
+		rel = NULL;
+		sub->pending = 1;
+		__atomic_add_fetch(&d->pending, 1, __ATOMIC_ACQ_REL);
+		walk_dir(c, sub, depth + 1);
+	} else if (S_ISLNK(st.st_mode)) {
+		char *buf = ps_malloc((size_t)st.st_size + 2 > 65538 ? 65538 : (size_t)st.st_size + 2);
+		ssize_t n = buf ? readlinkat(d->dfd, name, buf, 65537) : -1;
+		e->t.type = PS_T_SYMLINK;
+		__atomic_add_fetch(&c->others, 1, __ATOMIC_RELAXED);
+		if (n <= 0 || n > 65536 || (buf && (size_t)n > (size_t)st.st_size + 1)) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "cannot read symlink: %s", n < 0 ? strerror(errno) : "changed");
+			ps_free(buf);
+			entry_set_error(e, msg);
+			warn_entry(c, rel, msg);
+			goto done;
+		}
+		e->t.target = (uint8_t *)buf;
+		e->t.target_len = (size_t)n;
+		e->t.size = (uint64_t)n;
+	} else {
+		__atomic_add_fetch(&c->others, 1, __ATOMIC_RELAXED);
+		if (S_ISFIFO(st.st_mode))
+			e->t.type = PS_T_FIFO;
+		else if (S_ISSOCK(st.st_mode))
+			e->t.type = PS_T_SOCK;
+		else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+			e->t.type = S_ISCHR(st.st_mode) ? PS_T_CHR : PS_T_BLK;
+			e->t.rdev = (uint64_t)st.st_rdev;
+		} else {
+			entry_set_error(e, "unknown file type");
+			warn_entry(c, rel, "unknown file type");
+		}
+	}
+done:
+	ps_free(rel);
+}
+
+static void walk_dir(struct save_ctx *c, struct dnode *d, int depth)
+{
+	struct namev names = { 0 };
+	int r;
+	size_t kept = 0;
+
+	r = has_failed(c) ? 0 : list_dir(d->dfd, &names);
+	if (r) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "cannot list directory: %s", strerror(-r));
+		if (d->parent) {
+			entry_set_error(&d->parent->ents[d->parent_idx], msg);
+			warn_entry(c, d->path, msg);
+		} else {
+			struct ps_error err;
+			ps_err(&err, PS_ERROR, "cannot list '%s': %s", "the project directory", strerror(-r));
+			fail(c, &err);
+		}
+	}
+	d->ents = ps_calloc(names.n + 1, sizeof(*d->ents));
+	if (!d->ents) {
+		struct ps_error err;
+		ps_err(&err, PS_ERROR, "out of memory");
+		fail(c, &err);
+	}
+	for (size_t i = 0; i < names.n; i++) {
+		char *rel;
+		if (!d->ents || has_failed(c)) {
+			ps_free(names.v[i]);
+			continue;
+		}
+		rel = c->nexcludes ? join_path(d->path, names.v[i]) : NULL;
+		if (rel && excluded(c, rel, names.v[i])) {
+			ps_free(names.v[i]);
+			ps_free(rel);
+			continue;
+		}
+		ps_free(rel);
+		d->ents[kept].t.name = (const uint8_t *)names.v[i];
+		d->ents[kept].t.name_len = strlen(names.v[i]);
+		kept++;
+	}
+	ps_free(names.v);
+	d->n = kept;
+	/* entries are complete before any job or subdirectory can finish this
+	 * directory, because the walker holds one count until the end */
+	for (size_t i = 0; i < d->n && !has_failed(c); i++)
+		walk_entry(c, d, i, depth);
+	dnode_release(c, d);
+}
+
+/* ------------------------------------------------------------ driver */
+
+static void report(struct save_ctx *c)
+{
+	if (c->o->progress)
+		c->o->progress(c->o->cb_ctx, "save", __atomic_load_n(&c->files_done, __ATOMIC_RELAXED),
+			       __atomic_load_n(&c->files, __ATOMIC_RELAXED),
+			       __atomic_load_n(&c->bytes_done, __ATOMIC_RELAXED),
+			       __atomic_load_n(&c->bytes_total, __ATOMIC_RELAXED));
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max && rl.rlim_cur < 4096) {
+		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int ps_save(struct ps_store *s, const char *project, const char *dir,
+	    const struct ps_save_opts *opts, struct ps_snapshot_info *out, struct ps_error *err)
+{
+	struct ps_save_opts defo = PS_SAVE_OPTS_INIT;
+	struct save_ctx *c = NULL;
+	struct ps_settings settings = { 0 };
+	struct ps_lock *lock = NULL;
+	struct ps_snapshot_info *prev = NULL;
+	struct dnode *root = NULL;
+	pthread_t *threads = NULL;
+	size_t nprev = 0;
+	int nthreads = 0, rc, root_fd = -1;
+	int64_t t0 = ps_now_ns(), m0 = ps_mono_ns(), last_refresh = m0;
+	struct stat rst;
+	struct ps_buf empty = PS_BUF_INIT;
+
+	if (!opts)
+		opts = &defo;
+	if (!ps_project_id_valid(project))
+		return ps_err(err, PS_EINVAL,
+			      "invalid project id '%s' (expected [a-z0-9][a-z0-9._-]{0,63})", project);
+	root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return ps_err_sys(err, "cannot open directory '%s'", dir);
+	if (fstat(root_fd, &rst)) {
+		rc = ps_err_sys(err, "cannot stat '%s'", dir);
+		close(root_fd);
+		return rc;
+	}
+	c = ps_calloc(1, sizeof(*c));
+	if (!c) {
+		close(root_fd);
+		return ps_err(err, PS_ERROR, "out of memory");
+	}
+	c->s = s;
+	c->o = opts;
+	c->uid = opts->uid;
+	c->gid = opts->gid;
+	c->root_dev = rst.st_dev;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->warn_lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	raise_nofile();
+
+	rc = ps_lock_acquire(s, project, opts->lock_timeout, LOCK_TTL, &lock, err);
+	if (rc)
+		goto done;
+	/* leftovers of dead writers: temp files go, finished packs are indexed
+	 * (before the index is loaded, so this save dedups against them) */
+	ps_store_clean_tmp(s, "tmp", NULL, NULL);
+	ps_store_clean_tmp(s, "locks", NULL, NULL);
+	rc = ps_store_load_index(s, err);
+	if (rc)
+		goto done;
+	rc = ps_settings_load(s, project, &settings, err);
+	if (rc)
+		goto done;
+	c->comp = s->compression;
+	{
+		const char *cs = opts->compression ? opts->compression
+			       : settings.compression[0] ? settings.compression : NULL;
+		if (cs && ps_compression_parse(cs, &c->comp)) {
+			rc = ps_err(err, PS_EINVAL, "invalid compression '%s' (zstd[:1-19], lz4, none)", cs);
+			goto done;
+		}
+	}
+	/* excludes: command line plus the project's stored list */
+	{
+		size_t n = settings.nexcludes;
+		for (const char *const *p = opts->excludes; p && *p; p++)
+			n++;
+		c->excludes = ps_calloc(n + 1, sizeof(char *));
+		if (!c->excludes) {
+			rc = ps_err(err, PS_ERROR, "out of memory");
+			goto done;
+		}
+		for (size_t i = 0; i < settings.nexcludes; i++)
+			c->excludes[c->nexcludes++] = settings.excludes[i];
+		for (const char *const *p = opts->excludes; p && *p; p++)
+			c->excludes[c->nexcludes++] = (char *)*p;
+	}
+	rc = ps_snapshot_list(s, project, &prev, &nprev, err);
+	if (rc)
+		goto done;
+	ps_fcache_open(&c->fc, opts->cache_dir, s->id, project);
+	/* the empty tree, for mount points */
+	if (ps_tree_encode(NULL, 0, &empty)) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
+	rc = ps_store_put(s, PS_OBJ_TREE, empty.data, empty.len, NULL, &c->comp, c->empty_tree, NULL,
+			  err);
+	if (rc)
+		goto done;
+
+	nthreads = opts->threads > 0 ? opts->threads : ps_ncpus();
+	threads = ps_calloc((size_t)nthreads, sizeof(*threads));
+	root = ps_calloc(1, sizeof(*root));
+	if (!threads || !root || !(root->path = ps_strdup(""))) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&threads[i], NULL, worker_main, c)) {
+			nthreads = i;
+			break;
+		}
+	if (!nthreads) {
+		rc = ps_err(err, PS_ERROR, "cannot start worker threads");
+		goto done;
+	}
+	root->dfd = root_fd;
+	root_fd = -1;
+	root->pending = 1;
+	c->open_dirs = 1;
+	walk_dir(c, root, 0);
+	root = NULL;     /* owned by the pipeline now */
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->root_done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		pthread_mutex_unlock(&c->lock);
+		report(c);
+		if (ps_mono_ns() - last_refresh > 60LL * 1000000000LL) {
+			struct ps_error lerr;
+			last_refresh = ps_mono_ns();
+			if (ps_lock_refresh(lock, &lerr))
+				fail(c, &lerr);
+		}
+		pthread_mutex_lock(&c->lock);
+	}
+	c->stop = 1;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	nthreads = 0;
+	report(c);
+
+	if (c->failed) {
+		*err = c->err;
+		rc = c->err.code ? c->err.code : PS_ERROR;
+		/* what was written is valid: index it so the next save reuses it */
+		ps_store_flush(s, NULL);
+		goto done;
+	}
+	rc = ps_store_flush(s, err);
+	if (rc)
+		goto done;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->project, sizeof(out->project), "%s", project);
+	ps_snapshot_name(t0, out->name, sizeof(out->name));
+	out->time_ns = t0;
+	memcpy(out->root, c->root_id, 32);
+	if (nprev)
+		snprintf(out->parent, sizeof(out->parent), "%s", prev[nprev - 1].name);
+	snprintf(out->origin, sizeof(out->origin), "%s", ps_hostname());
+	out->files = c->files;
+	out->dirs = c->dirs + 1;
+	out->others = c->others;
+	out->logical_bytes = c->logical;
+	out->apparent_bytes = c->apparent;
+	out->new_objects = s->new_objects;
+	out->new_raw_bytes = s->new_raw;
+	out->new_bytes = s->new_stored;
+	out->errors = c->errors;
+	out->quota_bytes = settings.quota;
+	out->over_quota = settings.quota && c->logical > settings.quota;
+	out->duration_ms = (ps_mono_ns() - m0) / 1000000;
+	out->root_mode = rst.st_mode & 07777;
+	out->root_uid = opts->uid >= 0 ? (uint32_t)opts->uid : rst.st_uid;
+	out->root_gid = opts->gid >= 0 ? (uint32_t)opts->gid : rst.st_gid;
+	out->root_mtime_sec = rst.st_mtim.tv_sec;
+	out->root_mtime_nsec = (uint32_t)rst.st_mtim.tv_nsec;
+	rc = ps_ref_publish(s, out, err);
+	if (rc)
+		goto done;
+	if (c->fc)
+		ps_fcache_commit(c->fc, NULL);   /* a lost cache only costs speed */
+	ps_index_compact(s, 32, NULL);
+done:
+	if (nthreads) {
+		pthread_mutex_lock(&c->lock);
+		c->stop = 1;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		for (int i = 0; i < nthreads; i++)
+			pthread_join(threads[i], NULL);
+	}
+	if (rc)
+		ps_store_abort(s);
+	ps_lock_release(lock);
+	if (root) {
+		if (root->dfd >= 0)
+			close(root->dfd);
+		ps_free(root->path);
+		ps_free(root);
+	}
+	if (root_fd >= 0)
+		close(root_fd);
+	ps_free(threads);
+	ps_free(prev);
+	ps_buf_release(&empty);
+	if (c) {
+		ps_fcache_free(c->fc);
+		ps_free(c->excludes);
+		ps_free(c->q);
+		pthread_mutex_destroy(&c->lock);
+		pthread_mutex_destroy(&c->warn_lock);
+		pthread_cond_destroy(&c->cond);
+		ps_free(c);
+	}
+	ps_settings_release(&settings);
+	return rc;
+}
