@@ -250,6 +250,13 @@ int ps_quota_get(struct ps_store *store, const char *project, uint64_t *quota,
 int ps_quota_set(struct ps_store *store, const char *project, uint64_t quota,
 		 struct ps_error *err);
 
+/* Stored exclude patterns of a project (used by every save). The array and
+ * strings from _get belong to the caller (ps_strv_free). */
+int ps_excludes_get(struct ps_store *store, const char *project, char ***out, size_t *n,
+		    struct ps_error *err);
+int ps_excludes_set(struct ps_store *store, const char *project, const char *const *patterns,
+		    size_t n, struct ps_error *err);
+
 /* ------------------------------------------------------------------ check */
 
 struct ps_check_opts {
@@ -284,6 +291,8 @@ int ps_parse_size(const char *s, uint64_t *out);
 void ps_format_size(uint64_t n, char *buf, size_t len);
 /* Writes "4 minutes ago" for a time in ns since the epoch. */
 void ps_format_age(int64_t time_ns, int64_t now_ns, char *buf, size_t len);
+/* Writes an RFC 3339 UTC time with nanoseconds. */
+void ps_format_time_ns(int64_t sec, uint32_t nsec, char *buf, size_t len);
 /* Hex of a 32-byte id; buf must hold 65 bytes. */
 void ps_id_hex(const uint8_t id[32], char *buf);
 

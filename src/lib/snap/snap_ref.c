@@ -671,3 +671,51 @@ int ps_quota_set(struct ps_store *s, const char *project, uint64_t quota, struct
 	ps_settings_release(&st);
 	return rc;
 }
+
+int ps_excludes_get(struct ps_store *s, const char *project, char ***out, size_t *n,
+		    struct ps_error *err)
+{
+	struct ps_settings st;
+	int rc;
+	if (!ps_project_id_valid(project))
+		return ps_err(err, PS_EINVAL, "invalid project id '%s'", project);
+	rc = ps_settings_load(s, project, &st, err);
+	if (rc)
+		return rc;
+	*out = st.excludes;
+	*n = st.nexcludes;
+	st.excludes = NULL;
+	st.nexcludes = 0;
+	ps_settings_release(&st);
+	return PS_OK;
+}
+
+int ps_excludes_set(struct ps_store *s, const char *project, const char *const *patterns,
+		    size_t n, struct ps_error *err)
+{
+	struct ps_settings st;
+	int rc;
+	if (!ps_project_id_valid(project))
+		return ps_err(err, PS_EINVAL, "invalid project id '%s'", project);
+	for (size_t i = 0; i < n; i++)
+		if (!patterns[i][0] || strlen(patterns[i]) > 4096)
+			return ps_err(err, PS_EINVAL, "invalid exclude pattern");
+	rc = ps_settings_load(s, project, &st, err);
+	if (rc)
+		return rc;
+	ps_strv_free(st.excludes, st.nexcludes);
+	st.excludes = ps_calloc(n + 1, sizeof(char *));
+	st.nexcludes = 0;
+	if (!st.excludes)
+		rc = ps_err(err, PS_ERROR, "out of memory");
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!(st.excludes[i] = ps_strdup(patterns[i])))
+			rc = ps_err(err, PS_ERROR, "out of memory");
+		else
+			st.nexcludes++;
+	}
+	if (!rc)
+		rc = ps_settings_save(s, project, &st, err);
+	ps_settings_release(&st);
+	return rc;
+}

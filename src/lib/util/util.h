@@ -113,7 +113,6 @@ void ps_hex_encode(const uint8_t *in, size_t n, char *out); /* writes 2n+1 */
 int64_t ps_now_ns(void);        /* CLOCK_REALTIME */
 int64_t ps_mono_ns(void);       /* CLOCK_MONOTONIC */
 void ps_format_time(int64_t ns, char *buf, size_t len);  /* RFC 3339, us */
-void ps_format_time_ns(int64_t sec, uint32_t nsec, char *buf, size_t len);
 void ps_sleep_ms(long ms);
 
 /* ---- host ---- */

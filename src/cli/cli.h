@@ -1,0 +1,96 @@
+/*
+ * cli.h - shared pieces of the projstore command line tool: the command
+ * table, option parsing helpers, JSON output, progress display and the
+ * mapping from library error codes to documented exit codes (docs/CLI.md).
+ */
+#ifndef PS_CLI_H
+#define PS_CLI_H
+#include <jansson.h>
+#include <stdio.h>
+#include "projstore.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_PARTIAL = 3,
+	EXIT_QUOTA = 4,
+	EXIT_PARTIAL_QUOTA = 5,
+	EXIT_LOCKED = 6,
+	EXIT_NOTFOUND = 7,
+	EXIT_DAMAGED = 8,
+};
+
+struct cli {
+	const char *store;      /* --store / $PROJSTORE_STORE / ./projstore-data */
+	int json;               /* --json */
+	int quiet;
+	const char *prog;
+};
+
+struct command {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+	const char *usage;      /* first line of --help */
+	const char *help;       /* the rest */
+};
+
+extern const struct command ps_commands[];
+
+/* Prints "projstore: message" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the library error and returns the exit code for it. */
+int cli_fail(const struct ps_error *err);
+int cli_exit_code(int ps_code);
+/* Usage error: message + hint, returns EXIT_USAGE. */
+int cli_usage(const struct command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_help(const struct command *cmd, FILE *f);
+const struct command *cli_find(const char *name);
+
+/* Opens the store, printing the error. Returns exit code (0 = ok). */
+int cli_open_store(struct cli *cli, struct ps_store **out);
+/* Splits "PROJECT@SNAP" (snap may be NULL). Validates the project id. */
+int cli_split_ref(const struct command *cmd, const char *arg, char *project, size_t plen,
+		  const char **snap);
+int cli_check_project(const struct command *cmd, const char *id);
+int cli_parse_long(const char *s, long min, long max, long *out);
+
+/* JSON */
+json_t *cli_snapshot_json(const struct ps_snapshot_info *si, int64_t now);
+void cli_print_json(json_t *j);   /* prints and decrefs */
+/* A string that may hold any bytes: invalid UTF-8 is escaped as \xHH. */
+json_t *cli_json_bytes(const char *p, size_t n);
+/* Escapes a name for a terminal: control bytes and invalid UTF-8 as \xHH. */
+void cli_print_escaped(FILE *f, const char *p, size_t n);
+
+/* Progress on stderr when it is a terminal. */
+struct cli_progress {
+	int enabled;
+	int64_t last;
+	int drawn;
+};
+void cli_progress_init(struct cli_progress *p);
+void cli_progress_cb(void *ctx, const char *phase, uint64_t fd, uint64_t ft, uint64_t bd,
+		     uint64_t bt);
+void cli_progress_done(struct cli_progress *p);
+
+/* command entry points */
+int cmd_init(struct cli *, int, char **);
+int cmd_save(struct cli *, int, char **);
+int cmd_snapshots(struct cli *, int, char **);
+int cmd_ls(struct cli *, int, char **);
+int cmd_cat(struct cli *, int, char **);
+int cmd_diff(struct cli *, int, char **);
+int cmd_restore(struct cli *, int, char **);
+int cmd_stats(struct cli *, int, char **);
+int cmd_quota(struct cli *, int, char **);
+int cmd_check(struct cli *, int, char **);
+int cmd_exclude(struct cli *, int, char **);
+#endif
+
+/* Options every command takes; handle them with cli_common_opt(). */
+#define CLI_COMMON_LONGOPTS \
+	{ "json", no_argument, NULL, 'J' }, { "store", required_argument, NULL, 'S' }, \
+	{ "help", no_argument, NULL, 'h' }
+/* Returns 1 if handled, -1 for an unknown option (usage printed). */
+int cli_common_opt(struct cli *cli, const struct command *cmd, int c, const char *arg);

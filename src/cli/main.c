@@ -1,0 +1,119 @@
+/*
+ * main.c - projstore's entry point: global options, command dispatch, help.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const struct command ps_commands[] = {
+	{ "init", cmd_init, "init [STORE] [--compression zstd[:LEVEL]|lz4|none]",
+	  "Create a new, empty store (default: $PROJSTORE_STORE, else ./projstore-data).\n" },
+	{ "save", cmd_save,
+	  "save PROJECT DIR [--uid N --gid N] [--compression C] [--exclude PATTERN]...\n"
+	  "               [--cross-filesystems] [--lock-timeout SECONDS] [--cache-dir DIR] [--threads N] [--json]",
+	  "Snapshot DIR as the newest version of PROJECT.\n"
+	  "  --uid N, --gid N      store every entry as owned by N\n"
+	  "  --compression C       zstd[:1-19], lz4 or none (default: project setting, else store's)\n"
+	  "  --exclude PATTERN     skip matching entries (glob; without '/' it matches names at any\n"
+	  "                        depth, with '/' the path relative to DIR); repeatable\n"
+	  "  --cross-filesystems   descend into other filesystems mounted inside DIR\n"
+	  "  --lock-timeout S      wait up to S seconds for another save of PROJECT to finish\n"
+	  "  --cache-dir DIR       file cache directory (default $PROJSTORE_CACHE_DIR, /var/cache/projstore)\n"
+	  "Exit: 0 saved; 3 saved, some entries unreadable; 4 saved, over quota; 5 both;\n"
+	  "      6 locked by another save; 1 failed (nothing changed).\n" },
+	{ "snapshots", cmd_snapshots, "snapshots PROJECT [--json]",
+	  "List the snapshots of PROJECT: name, age, files, logical size, new bytes stored.\n" },
+	{ "ls", cmd_ls, "ls PROJECT[@SNAPSHOT] [PATH] [-l] [--json]",
+	  "List a directory of a snapshot (default: latest, the root).\n" },
+	{ "cat", cmd_cat, "cat PROJECT[@SNAPSHOT] PATH", "Write one file of a snapshot to stdout.\n" },
+	{ "diff", cmd_diff, "diff PROJECT@A PROJECT@B [--json]",
+	  "List paths added (A), removed (D) and modified (M) from snapshot A to snapshot B.\n" },
+	{ "restore", cmd_restore,
+	  "restore PROJECT[@SNAPSHOT] TARGET [PATH...] [--uid N --gid N] [--no-cache] [--threads N] [--json]",
+	  "Restore a snapshot into TARGET, which must not exist or be an empty directory.\n"
+	  "With PATHs, restore only those into TARGET (which may exist): each path is written\n"
+	  "under a temporary name and renamed over what is there.\n"
+	  "  --uid N, --gid N   every restored entry belongs to N\n"
+	  "  --no-cache         do not record the restored files in the file cache\n" },
+	{ "stats", cmd_stats, "stats [PROJECT] [--json]",
+	  "Logical and stored bytes, compressratio, dedupratio, chunks, snapshots.\n" },
+	{ "quota", cmd_quota, "quota PROJECT [SIZE|none] [--json]",
+	  "Show or set a project's quota (binary units: 4G = 4 GiB). A project over its quota is\n"
+	  "still saved; save then exits 4.\n" },
+	{ "check", cmd_check, "check [--read-data] [PROJECT...] [--json]",
+	  "Verify the store's structure; with --read-data also every object's checksum.\n"
+	  "Exit: 0 clean; 8 damage found (listed with the files and snapshots affected).\n" },
+	{ "exclude", cmd_exclude, "exclude PROJECT [PATTERN...|--clear]",
+	  "Show or set the exclude patterns stored for PROJECT (used by every save).\n" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void main_help(FILE *f)
+{
+	fprintf(f, "usage: projstore [--store STORE] COMMAND [ARGS]\n\n"
+		   "Versioned, deduplicated, compressed storage of project directories.\n\n"
+		   "Commands:\n");
+	for (const struct command *c = ps_commands; c->name; c++)
+		fprintf(f, "  %s\n", c->usage);
+	fprintf(f, "\nSTORE: --store, else $PROJSTORE_STORE, else ./projstore-data.\n"
+		   "'projstore COMMAND --help' describes a command; docs/CLI.md has exit codes and JSON.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	const struct command *cmd;
+	int i = 1;
+	cli.prog = "projstore";
+	cli.store = getenv("PROJSTORE_STORE");
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+			cli.store = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "--store=", 8)) {
+			cli.store = argv[i] + 8;
+			i++;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			main_help(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("projstore %s\n", PS_VERSION);
+			return 0;
+		} else {
+			cli_error("unknown option '%s'", argv[i]);
+			main_help(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		main_help(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[i], "help")) {
+		if (i + 1 < argc && (cmd = cli_find(argv[i + 1]))) {
+			cli_help(cmd, stdout);
+			return 0;
+		}
+		main_help(stdout);
+		return 0;
+	}
+	cmd = cli_find(argv[i]);
+	if (!cmd) {
+		cli_error("unknown command '%s'", argv[i]);
+		main_help(stderr);
+		return EXIT_USAGE;
+	}
+	if (!cli.store || !*cli.store)
+		cli.store = "projstore-data";
+	for (int k = i + 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--"))
+			break;
+		if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+			cli_help(cmd, stdout);
+			return 0;
+		}
+	}
+	return cmd->run(&cli, argc - i, argv + i);
+}
