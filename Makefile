@@ -74,3 +74,7 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# fuzz targets and benchmarks keep their rules beside their sources
+-include fuzz/fuzz.mk
+-include bench/bench.mk
