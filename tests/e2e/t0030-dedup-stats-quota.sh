@@ -71,7 +71,7 @@ test_expect_success 'a duplicated file set gives dedupratio >= 2' '
 	ps save dup dup --json >dup.json &&
 	test "$(jq .snapshot.new_raw_bytes dup.json)" -le $((1024 * 1024 + 65536)) &&
 	ps stats dup --json >stats.json &&
-	test_json stats.json ".logical_bytes == 3 * 1024 * 1024" &&
+	test_json stats.json ".logical_bytes == 3 * 1000 * 1024" &&
 	test_json stats.json ".dedupratio >= 2" &&
 	test_json stats.json ".unique_raw_bytes <= 1024 * 1024 + 65536"
 '

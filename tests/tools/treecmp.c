@@ -472,12 +472,12 @@ static void compare_holes(const char *rel, int fa, int fb, off_t size)
 	free(rb.v);
 }
 
-static ssize_t read_full(int fd, char *buf, size_t len)
+static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t r = read(fd, buf + got, len - got);
+		ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -490,13 +490,81 @@ static ssize_t read_full(int fd, char *buf, size_t len)
 	return (ssize_t)got;
 }
 
-static void compare_content(const char *rel, int dfa, int dfb, const char *name,
-			    off_t size, int same_size)
+/* Merges two sorted region lists into their union. */
+static void region_union(const struct regions *a, const struct regions *b, struct regions *out)
+{
+	size_t i = 0, j = 0;
+
+	memset(out, 0, sizeof *out);
+	out->v = xmalloc((a->n + b->n + 1) * sizeof *out->v);
+	while (i < a->n || j < b->n) {
+		struct region r;
+		if (j >= b->n || (i < a->n && a->v[i].start <= b->v[j].start))
+			r = a->v[i++];
+		else
+			r = b->v[j++];
+		if (out->n && r.start <= out->v[out->n - 1].end) {
+			if (r.end > out->v[out->n - 1].end)
+				out->v[out->n - 1].end = r.end;
+		} else {
+			out->v[out->n++] = r;
+		}
+	}
+}
+
+/* Compares the bytes of two files of equal size.  Only the union of their
+ * data regions is read: what is a hole in both reads as zeros in both. */
+static void compare_bytes(const char *rel, int fa, int fb, off_t size)
 {
 	enum { BUFSZ = 1 << 20 };
 	static char *ba, *bb;
+	struct regions ra, rb, ru;
+
+	if (!ba) {
+		ba = xmalloc(BUFSZ);
+		bb = xmalloc(BUFSZ);
+	}
+	if (data_map(fa, size, 1, &ra) < 0 || data_map(fb, size, 1, &rb) < 0) {
+		/* no map: read everything */
+		ra.v = xmalloc(sizeof *ra.v);
+		ra.n = 1;
+		ra.v[0].start = 0;
+		ra.v[0].end = size;
+		rb.v = NULL;
+		rb.n = 0;
+	}
+	region_union(&ra, &rb, &ru);
+	for (size_t i = 0; i < ru.n; i++) {
+		off_t off = ru.v[i].start, end = ru.v[i].end > size ? size : ru.v[i].end;
+		while (off < end) {
+			size_t want = end - off > BUFSZ ? BUFSZ : (size_t)(end - off);
+			ssize_t na = pread_full(fa, ba, want, off), nb = pread_full(fb, bb, want, off);
+			if (na < 0 || nb < 0) {
+				report(rel, "read error in %s: %s", na < 0 ? "A" : "B", strerror(errno));
+				goto out;
+			}
+			if (na != nb || memcmp(ba, bb, (size_t)na)) {
+				ssize_t k = 0;
+				while (k < na && k < nb && ba[k] == bb[k])
+					k++;
+				report(rel, "content differs at offset %jd", (intmax_t)(off + k));
+				goto out;
+			}
+			if (na == 0)
+				break;
+			off += na;
+		}
+	}
+out:
+	free(ra.v);
+	free(rb.v);
+	free(ru.v);
+}
+
+static void compare_content(const char *rel, int dfa, int dfb, const char *name,
+			    off_t size, int same_size)
+{
 	int fa, fb;
-	off_t off = 0;
 
 	fa = openat(dfa, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fa < 0) {
@@ -510,27 +578,7 @@ static void compare_content(const char *rel, int dfa, int dfb, const char *name,
 		return;
 	}
 	if (same_size) {
-		if (!ba) {
-			ba = xmalloc(BUFSZ);
-			bb = xmalloc(BUFSZ);
-		}
-		for (;;) {
-			ssize_t na = read_full(fa, ba, BUFSZ), nb = read_full(fb, bb, BUFSZ);
-			if (na < 0 || nb < 0) {
-				report(rel, "read error in %s: %s", na < 0 ? "A" : "B", strerror(errno));
-				break;
-			}
-			if (na != nb || memcmp(ba, bb, (size_t)na)) {
-				ssize_t k = 0;
-				while (k < na && k < nb && ba[k] == bb[k])
-					k++;
-				report(rel, "content differs at offset %jd", (intmax_t)(off + k));
-				break;
-			}
-			if (na == 0)
-				break;
-			off += na;
-		}
+		compare_bytes(rel, fa, fb, size);
 		if (opt_holes)
 			compare_holes(rel, fa, fb, size);
 	}
