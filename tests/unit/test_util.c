@@ -551,20 +551,17 @@ static void test_idset(void)
 	{
 		struct ps_idset t = { 0 };
 		int i = 0, r;
-		while ((t.n + 2) * 4 < t.cap * 3 || t.cap == 0)
+		while (t.cap == 0 || (t.n + 1) * 4 < t.cap * 3)
 			ps_idset_add(&t, ids[i++]);
 		size_t cap = t.cap, n = t.n;
 		ps_alloc_fail_after(1);
 		r = ps_idset_add(&t, ids[i]);
 		ps_alloc_fail_after(0);
-		if (r == -1) {
-			ok(1, "add returns -1 when growth cannot allocate");
-			ok(t.cap == cap && t.n == n && ps_idset_get(&t, ids[0]), "the set is intact");
-		} else {
-			/* the threshold was not hit; grow explicitly */
-			ok(r == 1, "add at the threshold");
-			ok(1, "skipped growth failure");
-		}
+		is_int(r, -1, "add returns -1 when growth cannot allocate");
+		ok(t.cap == cap && t.n == n && ps_idset_get(&t, ids[0]) && !ps_idset_get(&t, ids[i]),
+		   "the set is intact and the id was not added");
+		is_int(ps_idset_add(&t, ids[i]), 1, "the same add succeeds afterwards");
+		ok(t.cap == cap * 2, "and grows the table");
 		ps_idset_release(&t);
 	}
 	ps_idset_release(&s);
