@@ -66,7 +66,7 @@ unit: $(UNIT_BIN)
 	prove -e '' $(UNIT_BIN)
 
 e2e: all
-	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove tests/e2e/t*.sh
+	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove tests/e2e/t[0-9]*.sh
 
 test: unit e2e
 

@@ -34,7 +34,7 @@ struct check_ctx {
 	struct ps_check_result *r;
 	struct ps_idset damaged;      /* object ids (24-byte prefix, zero padded) */
 	struct ps_idset trees;        /* visited trees with their verdict */
-	struct ps_idset bad_files;    /* hash of (snapshot, path) reported */
+	struct ps_idset verified;     /* chunks read in a project-scoped --read-data */
 	const char *snap;             /* snapshot being walked */
 	int snap_bad;
 };
@@ -151,7 +151,7 @@ static int check_packs(struct check_ctx *c, struct ps_error *err)
 					      "note: pack is not indexed (left by an interrupted save; the next save indexes it, gc removes it)");
 			continue;
 		}
-		if (c->o->read_data) {
+		if (c->o->read_data && !c->o->projects) {
 			struct bad_rec_ctx b = { c, path };
 			uint64_t nobj = 0;
 			struct ps_error e2;
@@ -178,7 +178,7 @@ static int check_packs(struct check_ctx *c, struct ps_error *err)
 				c->o->progress(c->o->cb_ctx, "check", i + 1, n, 0, 0);
 		}
 	}
-	if (!c->o->read_data)
+	if (!c->o->read_data || c->o->projects)
 		c->r->objects = s->idx_n;
 done:
 	ps_free(need);
@@ -252,6 +252,15 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 					bad = 1;
 					break;
 				}
+				if (c->o->read_data && c->o->projects && ps_idset_add(&c->verified, cid) == 1) {
+					/* project-scoped --read-data: read what this project uses */
+					uint8_t *data = NULL;
+					size_t dlen;
+					struct ps_error ge;
+					if (ps_store_get(c->s, cid, PS_OBJ_CHUNK, &data, &dlen, &ge) == PS_ECORRUPT)
+						mark_damaged(c, cid);
+					ps_free(data);
+				}
 				if (is_damaged(c, cid)) {
 					ps_hex_encode(cid, 32, hex);
 					c->r->damaged_files++;
@@ -285,7 +294,14 @@ static int check_project(struct check_ctx *c, const char *project, struct ps_err
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		char label[160];
+		struct ps_snapshot_info own;
+		struct ps_error re;
 		snprintf(label, sizeof(label), "%s@%s", project, v[i].name);
+		/* the list is a cache: verify every ref file itself */
+		if (ps_ref_read(c->s, project, v[i].name, &own, &re)) {
+			c->r->damaged_snapshots++;
+			problem(c, label, "snapshot ref is damaged: %s", re.msg);
+		}
 		c->snap = label;
 		c->snap_bad = 0;
 		walk_tree(c, v[i].root, "", 0);
@@ -338,7 +354,7 @@ done:
 	ps_strv_free(projects, np);
 	ps_idset_release(&c.damaged);
 	ps_idset_release(&c.trees);
-	ps_idset_release(&c.bad_files);
+	ps_idset_release(&c.verified);
 	return rc;
 }
 

@@ -80,6 +80,9 @@ int ps_ref_encode(const struct ps_snapshot_info *si, struct ps_buf *out);
 /* Parses one record from text; *used = bytes consumed. */
 int ps_ref_decode(const char *text, size_t len, struct ps_snapshot_info *si, size_t *used,
 		  struct ps_error *err);
+/* Reads and verifies one ref file projects/<project>/snaps/<name>.snap. */
+int ps_ref_read(struct ps_store *s, const char *project, const char *name,
+		struct ps_snapshot_info *si, struct ps_error *err);
 /* Publishes a new snapshot ref (and updates the list). */
 int ps_ref_publish(struct ps_store *s, const struct ps_snapshot_info *si, struct ps_error *err);
 /* As ps_snapshot_list, but a damaged ref is reported through bad() and

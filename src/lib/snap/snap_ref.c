@@ -277,8 +277,8 @@ static int write_list(struct ps_store *s, const char *project, const struct ps_s
 	return rc;
 }
 
-static int read_ref_file(struct ps_store *s, const char *project, const char *name,
-			 struct ps_snapshot_info *si, struct ps_error *err)
+int ps_ref_read(struct ps_store *s, const char *project, const char *name,
+		struct ps_snapshot_info *si, struct ps_error *err)
 {
 	char path[PATH_MAX];
 	void *buf = NULL;
@@ -368,7 +368,7 @@ int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snaps
 				found = !strcmp(v[k].name, names.v[i]);
 			if (found)
 				continue;
-			rc = read_ref_file(s, project, names.v[i], &v[n], err);
+			rc = ps_ref_read(s, project, names.v[i], &v[n], err);
 			if (rc && bad && rc != PS_ERROR) {
 				char rp[PATH_MAX];
 				snprintf(rp, sizeof(rp), "projects/%s/snaps/%s.snap", project, names.v[i]);

@@ -507,6 +507,7 @@ static void empty_dir(int dfd)
 			close(fd);
 		return;
 	}
+	rewinddir(dir);   /* a dup shares the offset of an earlier listing */
 	while ((de = readdir(dir))) {
 		int sub;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))

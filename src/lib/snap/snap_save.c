@@ -566,6 +566,7 @@ static int list_dir(int dfd, struct namev *out)
 		close(fd);
 		return -e;
 	}
+	rewinddir(dir);
 	errno = 0;
 	while ((de = readdir(dir))) {
 		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
