@@ -33,7 +33,10 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all clean test unit e2e tools fuzz check-asan
+.PHONY: all clean test unit e2e tools fuzz check demo
+# end-to-end tests that also run under the sanitizers (the core ones)
+SAN_E2E  := tests/e2e/t0000-basic.sh tests/e2e/t0010-fidelity.sh tests/e2e/t0020-snapshots-browse.sh \
+            tests/e2e/t0030-dedup-stats-quota.sh tests/e2e/t0050-concurrency-locks.sh tests/e2e/t0070-corruption.sh
 all: $(BUILD)/projstore $(BUILD)/libprojstore.a tools
 
 $(BUILD)/obj/%.o: %.c
@@ -69,6 +72,17 @@ e2e: all
 	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove tests/e2e/t[0-9]*.sh
 
 test: unit e2e
+
+# everything the CI runs: plain build + all tests, then the sanitizer pass
+check:
+	$(MAKE) all unit e2e fuzz-replay
+	$(MAKE) SANITIZE=1 all unit
+	PROJSTORE_BIN=$(CURDIR)/build-asan/projstore PS_TOOLS=$(CURDIR)/build/tools \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  prove $(SAN_E2E)
+
+demo: all
+	scripts/demo.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian 12 packages projstore needs.
+#   scripts/deps.sh          build dependencies
+#   scripts/deps.sh --test   also everything the test suite starts or uses
+set -eu
+pkgs="build-essential pkg-config libzstd-dev liblz4-dev libssl-dev libjansson-dev"
+if [ "${1:-}" = "--test" ]; then
+	pkgs="$pkgs perl attr fuse3 libfuse3-dev clang python3 util-linux procps strace"
+fi
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
