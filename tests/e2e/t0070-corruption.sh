@@ -152,16 +152,17 @@ test_expect_success 'a missing pack: check exits 8 even without --read-data' '
 
 # ------------------------------------------------------- snapshot refs
 
-# damage_refs STORE MODE: damages every file under STORE/projects/victim
-# (MODE: empty, half, garble).
+# damage_refs STORE MODE [FIND-ARGS]: damages every file under
+# STORE/projects/victim (or those matching FIND-ARGS), MODE: empty, half, garble.
 damage_refs () {
-	local f size
-	find "$1/projects/victim" -type f >ref-files &&
+	local f size st=$1 mode=$2
+	shift 2
+	find "$st/projects/victim" -type f "$@" >ref-files &&
 	test -s ref-files &&
 	while IFS= read -r f; do
 		size=$(stat -c %s "$f")
 		chmod u+w "$f"
-		case $2 in
+		case $mode in
 		empty) : >"$f" ;;
 		half) truncate -s $((size / 2)) "$f" ;;
 		garble)
@@ -221,8 +222,40 @@ for mode in empty half garble; do
 	'
 done
 
+test_expect_success 'a garbled .snap ref alone (list intact): check exits 8, nothing crashes' '
+	rm -rf store-snap &&
+	cp -a store-clean store-snap &&
+	damage_refs store-snap garble -name "*.snap" &&
+	test_line_count = 1 ref-files &&
+	export PROJSTORE_STORE=$TRASH/store-snap &&
+	test_when_finished "export PROJSTORE_STORE=$TRASH/store" &&
+	test_expect_code 8 ps check >out 2>&1 &&
+	test_grep -F "$SNAP" out &&
+	for cmd in "snapshots victim" "ls victim" "cat victim small.txt" "restore victim out-snap"; do
+		ps $cmd >out 2>err
+		rc=$?
+		case $rc in 0|1|8) ;; *) echo "$cmd: exit $rc"; cat err; return 1 ;; esac
+		test_no_sanitizer_report err || return 1
+	done
+'
+
+test_expect_success 'a damaged snapshot list (refs intact) does not lose the snapshot' '
+	rm -rf store-list &&
+	cp -a store-clean store-list &&
+	damage_refs store-list garble ! -name "*.snap" ! -name "settings" &&
+	test_line_count -ge 1 ref-files &&
+	export PROJSTORE_STORE=$TRASH/store-list &&
+	test_when_finished "export PROJSTORE_STORE=$TRASH/store" &&
+	ps snapshots victim --json >snaps.json &&
+	test_json snaps.json "[.snapshots[].name] == [\"$SNAP\"]" &&
+	ps cat victim small.txt >actual &&
+	test_cmp proj/small.txt actual &&
+	ps restore victim out-list &&
+	treecmp --no-atime --no-root proj out-list
+'
+
 test_expect_success 'a damaged store never crashes a command' '
-	for st in store store-trunc store-garbage store-missing store-ref; do
+	for st in store store-trunc store-garbage store-missing store-ref store-snap store-list; do
 		for cmd in "snapshots victim" "ls victim" "ls victim sub" "stats" "stats victim" \
 			   "check" "check --read-data" "cat victim big.bin" "diff victim@latest victim@latest"; do
 			ps --store "$TRASH/$st" $cmd >/dev/null 2>err

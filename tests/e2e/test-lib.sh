@@ -170,6 +170,9 @@ deadfs () { "$TOOLS/deadfs" "$@"; }
 mktree () { "$TOOLS_SRC/mktree.sh" "$@"; }
 
 # -------------------------------------------------------------- assertions
+#
+# Diagnostics of the helpers go to fd 4: the test's log (or stderr with -v),
+# even when the command under test has its stderr redirected.
 
 # Runs a command that must fail in a controlled way: it fails the test when
 # the command succeeds, was killed by a signal, timed out or was not found.
@@ -177,16 +180,16 @@ test_must_fail () {
 	"$@"
 	local rc=$?
 	if [ $rc -eq 0 ]; then
-		echo >&2 "test_must_fail: command succeeded: $*"
+		echo >&4 "test_must_fail: command succeeded: $*"
 		return 1
 	elif [ $rc -gt 128 ] && [ $rc -le 192 ]; then
-		echo >&2 "test_must_fail: died by signal $((rc - 128)): $*"
+		echo >&4 "test_must_fail: died by signal $((rc - 128)): $*"
 		return 1
 	elif [ $rc -eq 124 ]; then
-		echo >&2 "test_must_fail: timed out: $*"
+		echo >&4 "test_must_fail: timed out: $*"
 		return 1
 	elif [ $rc -eq 126 ] || [ $rc -eq 127 ]; then
-		echo >&2 "test_must_fail: command not found or not executable: $*"
+		echo >&4 "test_must_fail: command not found or not executable: $*"
 		return 1
 	fi
 	return 0
@@ -199,7 +202,7 @@ test_expect_code () {
 	"$@"
 	local rc=$?
 	if [ "$rc" -ne "$want" ]; then
-		echo >&2 "test_expect_code: expected exit code $want, got $rc: $*"
+		echo >&4 "test_expect_code: expected exit code $want, got $rc: $*"
 		return 1
 	fi
 	return 0
@@ -214,7 +217,7 @@ test_expect_code_in () {
 	case $want in
 	*" $rc "*) return 0 ;;
 	esac
-	echo >&2 "test_expect_code_in: expected exit code in [$want], got $rc: $*"
+	echo >&4 "test_expect_code_in: expected exit code in [$want], got $rc: $*"
 	return 1
 }
 
@@ -224,30 +227,30 @@ test_cmp () {
 }
 
 test_path_is_file () {
-	[ -f "$1" ] || { echo >&2 "not a file: $1"; return 1; }
+	[ -f "$1" ] || { echo >&4 "not a file: $1"; return 1; }
 }
 test_path_is_dir () {
-	[ -d "$1" ] || { echo >&2 "not a directory: $1"; return 1; }
+	[ -d "$1" ] || { echo >&4 "not a directory: $1"; return 1; }
 }
 test_path_is_missing () {
 	if [ -e "$1" ] || [ -L "$1" ]; then
-		echo >&2 "path exists: $1"
-		ls -la "$1" >&2
+		echo >&4 "path exists: $1"
+		ls -la "$1" >&4
 		return 1
 	fi
 }
 test_dir_is_empty () {
 	if [ -n "$(ls -A1 -- "$1")" ]; then
-		echo >&2 "directory not empty: $1"
-		ls -la -- "$1" >&2
+		echo >&4 "directory not empty: $1"
+		ls -la -- "$1" >&4
 		return 1
 	fi
 }
 
 test_must_be_empty () {
 	if [ -s "$1" ]; then
-		echo >&2 "not empty: $1"
-		cat >&2 "$1"
+		echo >&4 "not empty: $1"
+		cat >&4 "$1"
 		return 1
 	fi
 }
@@ -257,8 +260,8 @@ test_line_count () {
 	local n
 	n=$(wc -l <"$3") || return 1
 	if ! test "$n" "$1" "$2"; then
-		echo >&2 "test_line_count: expected $1 $2 lines, got $n in $3:"
-		cat >&2 "$3"
+		echo >&4 "test_line_count: expected $1 $2 lines, got $n in $3:"
+		cat >&4 "$3"
 		return 1
 	fi
 }
@@ -266,9 +269,9 @@ test_line_count () {
 # test_json FILE FILTER: the jq filter must yield true.
 test_json () {
 	if ! jq -e "$2" "$1" >/dev/null; then
-		echo >&2 "test_json: '$2' is not true for $1:"
-		head -c 4000 "$1" >&2
-		echo >&2
+		echo >&4 "test_json: '$2' is not true for $1:"
+		head -c 4000 "$1" >&4
+		echo >&4
 		return 1
 	fi
 }
@@ -278,15 +281,15 @@ test_json () {
 test_grep () {
 	if ! grep "$@" >/dev/null; then
 		eval "local file=\${$#}"
-		echo >&2 "test_grep: no match for '$*' in:"
-		cat >&2 "$file"
+		echo >&4 "test_grep: no match for '$*' in:"
+		cat >&4 "$file"
 		return 1
 	fi
 }
 
 # Fails the test when the file contains sanitizer reports or core dump notes.
 test_no_sanitizer_report () {
-	if grep -E 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$1" >&2; then
+	if grep -E 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$1" >&4; then
 		return 1
 	fi
 }
@@ -319,16 +322,16 @@ test_run_ () {
 	local body=$1 rc i
 	test_cleanups_=()
 	if [ -n "$verbose" ]; then
-		test_eval_ "$body" </dev/null >&2
+		test_eval_ "$body" </dev/null >&2 4>&2
 	else
-		test_eval_ "$body" </dev/null >"$TRASH/.test-output" 2>&1
+		test_eval_ "$body" </dev/null >"$TRASH/.test-output" 2>&1 4>&2
 	fi
 	rc=$?
 	for ((i = ${#test_cleanups_[@]} - 1; i >= 0; i--)); do
 		if [ -n "$verbose" ]; then
-			test_eval_ "${test_cleanups_[i]}" </dev/null >&2 || rc=1
+			test_eval_ "${test_cleanups_[i]}" </dev/null >&2 4>&2 || rc=1
 		else
-			test_eval_ "${test_cleanups_[i]}" </dev/null >>"$TRASH/.test-output" 2>&1 || rc=1
+			test_eval_ "${test_cleanups_[i]}" </dev/null >>"$TRASH/.test-output" 2>&1 4>&2 || rc=1
 		fi
 	done
 	test_cleanups_=()
@@ -469,6 +472,7 @@ TRASH=$(mktemp -d "${TMPDIR:-/tmp}/projstore-test.$TEST_NAME.XXXXXX") || {
 TRASH=$(cd "$TRASH" && pwd -P)
 export TRASH
 trap test_exit_trap_ EXIT
+exec 4>&2
 trap 'exit 130' INT TERM HUP
 
 export HOME=$TRASH/home
@@ -540,7 +544,7 @@ wait_for () {
 	local cond=$1 limit=${2:-10} start=$SECONDS
 	until eval "$cond"; do
 		if [ $((SECONDS - start)) -ge "$limit" ]; then
-			echo >&2 "wait_for: timed out after ${limit}s: $cond"
+			echo >&4 "wait_for: timed out after ${limit}s: $cond"
 			return 1
 		fi
 		sleep 0.05
