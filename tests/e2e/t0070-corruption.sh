@@ -63,7 +63,9 @@ test_expect_success 'check --read-data exits 8 and names object, file and snapsh
 	test_json check.json ".ok == false" &&
 	test_json check.json ".damaged_objects >= 1 and .damaged_files >= 1 and .damaged_snapshots == 1" &&
 	test_json check.json "(.problems | length) >= 1" &&
-	test_json check.json "[.problems[] | (.object // .path // \"\")] | map(select(test(\"[0-9a-f]{16}\"))) | length >= 1"
+	test_json check.json "[.problems[] | select(.object) | .object | test(\"^[0-9a-f]{64}$\")] | any" &&
+	test_json check.json "[.problems[] | select(.path) | .path | sub(\"^/\"; \"\")] | index(\"big.bin\") != null" &&
+	test_json check.json "[.problems[] | .message | type == \"string\" and length > 0] | all"
 '
 
 test_expect_success 'check --read-data of the other project alone exits 0' '

@@ -1,3 +1,11 @@
+#!/bin/bash
+# (Executable only so that `prove tests/e2e/t*.sh`, whose glob also matches
+# this file, runs it as a skipped test file instead of as Perl.)
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	echo "1..0 # SKIP test-lib.sh is the test library, not a test"
+	exit 0
+fi
+
 # test-lib.sh - a small git-style TAP library for the projstore end-to-end tests.
 #
 # A test file looks like this:
