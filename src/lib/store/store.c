@@ -725,24 +725,27 @@ void ps_store_abort(struct ps_store *s)
 
 /* ------------------------------------------------------------ get */
 
+/* Returns an open file for pack number `pack`, from a small LRU cache of open
+ * pack files. *slot is the cache slot holding a reference (release it with
+ * pcache_put), or -1 for a file opened only for this read (close it). */
 static struct ps_bfile *pcache_get(struct ps_store *s, uint32_t pack, int *slot,
 				   struct ps_error *err)
 {
-	size_t i, victim = 0;
+	size_t i;
+	long victim = -1;
 	char path[PATH_MAX];
-	struct ps_bfile *f;
+	struct ps_bfile *f, *old = NULL;
 	int rc;
 	pthread_mutex_lock(&s->pcache_lock);
 	for (i = 0; i < PS_ARRAY_LEN(s->pcache); i++) {
-		if (s->pcache[i].f && s->pcache[i].pack == pack) {
-			s->pcache[i].last_use = ++s->pcache_tick;
-			f = s->pcache[i].f;
+		struct ps_pack_cache_ent *e = &s->pcache[i];
+		if (e->f && e->pack == pack) {
+			e->last_use = ++s->pcache_tick;
+			e->refs++;
 			pthread_mutex_unlock(&s->pcache_lock);
 			*slot = (int)i;
-			return f;
+			return e->f;
 		}
-		if (!s->pcache[i].f || s->pcache[i].last_use < s->pcache[victim].last_use)
-			victim = i;
 	}
 	pthread_mutex_unlock(&s->pcache_lock);
 	ps_pack_path(s->packs[pack], path, sizeof(path));
@@ -750,17 +753,42 @@ static struct ps_bfile *pcache_get(struct ps_store *s, uint32_t pack, int *slot,
 	if (rc)
 		return NULL;
 	*slot = -1;
-	/* Cache it only in a free slot: a cached file is never closed while the
-	 * store is open, so no reader can lose its descriptor. */
 	pthread_mutex_lock(&s->pcache_lock);
-	if (!s->pcache[victim].f) {
-		s->pcache[victim].f = f;
-		s->pcache[victim].pack = pack;
-		s->pcache[victim].last_use = ++s->pcache_tick;
+	for (i = 0; i < PS_ARRAY_LEN(s->pcache); i++) {
+		struct ps_pack_cache_ent *e = &s->pcache[i];
+		if (e->f && e->pack == pack) {
+			/* another thread cached it meanwhile: use that one */
+			e->last_use = ++s->pcache_tick;
+			e->refs++;
+			pthread_mutex_unlock(&s->pcache_lock);
+			s->be->ops->close(f);
+			*slot = (int)i;
+			return e->f;
+		}
+		if (e->refs == 0 && (victim < 0 || !e->f ||
+				     (s->pcache[victim].f && e->last_use < s->pcache[victim].last_use)))
+			victim = (long)i;
+	}
+	if (victim >= 0) {
+		struct ps_pack_cache_ent *e = &s->pcache[victim];
+		old = e->f;
+		e->f = f;
+		e->pack = pack;
+		e->last_use = ++s->pcache_tick;
+		e->refs = 1;
 		*slot = (int)victim;
 	}
 	pthread_mutex_unlock(&s->pcache_lock);
+	if (old)
+		s->be->ops->close(old);
 	return f;
+}
+
+static void pcache_put(struct ps_store *s, int slot)
+{
+	pthread_mutex_lock(&s->pcache_lock);
+	s->pcache[slot].refs--;
+	pthread_mutex_unlock(&s->pcache_lock);
 }
 
 int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
@@ -831,6 +859,8 @@ done:
 	ps_free(rec);
 	if (slot < 0)
 		s->be->ops->close(f);
+	else
+		pcache_put(s, slot);
 	return rc;
 }
 

@@ -66,6 +66,7 @@ struct ps_pack_cache_ent {
 	uint32_t pack;
 	struct ps_bfile *f;
 	uint64_t last_use;
+	int refs;             /* readers using f now: never closed while > 0 */
 };
 
 struct ps_store {
@@ -95,7 +96,7 @@ struct ps_store {
 	size_t nsession_packs, session_cap;
 	uint64_t new_objects, new_raw, new_stored;
 	/* open pack files for reading */
-	struct ps_pack_cache_ent pcache[16];
+	struct ps_pack_cache_ent pcache[64];
 	uint64_t pcache_tick;
 	pthread_mutex_t pcache_lock;       /* protects pcache (separate: reads are slow) */
 };
