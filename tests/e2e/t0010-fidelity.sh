@@ -15,7 +15,7 @@ test_expect_success 'save the fixture' '
 	ps save fid src --json >save.json 2>err &&
 	test_json save.json ".snapshot.errors == 0" &&
 	test_json save.json "(.skipped // []) | length == 0" &&
-	test_json save.json ".snapshot.files > 150" &&
+	test_json save.json ".snapshot.files > 140" &&
 	test_json save.json ".snapshot.apparent_bytes > .snapshot.logical_bytes" &&
 	S1=$(jq -r .snapshot.name save.json)
 '

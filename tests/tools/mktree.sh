@@ -174,16 +174,23 @@ if [ $owners = yes ]; then
 fi
 
 # ----------------------------------------------------------------- modes
+# (modes that make an entry unreadable to its owner only when root, who can
+# still read it: an unprivileged save would have to skip them)
 mkdir modes
-for m in 0000 0600 0644 0755 4755 2755 6755 1755 0444 0311; do
+unreadable=
+[ $root = yes ] && unreadable='0000 0311'
+for m in 0600 0644 0755 4755 2755 6755 1755 0444 $unreadable; do
 	printf 'mode %s\n' "$m" >modes/m$m
 	chmod "$m" modes/m$m
 done
-mkdir modes/d1777 modes/d0700 modes/d2775 modes/d0000
+mkdir modes/d1777 modes/d0700 modes/d2775
 chmod 1777 modes/d1777
 chmod 0700 modes/d0700
 chmod 2775 modes/d2775
-chmod 0000 modes/d0000
+if [ $root = yes ]; then
+	mkdir modes/d0000
+	chmod 0000 modes/d0000
+fi
 
 # ---------------------------------------------------------------- xattrs
 if [ $xattrs = yes ]; then
@@ -197,7 +204,7 @@ if [ $xattrs = yes ]; then
 	done
 	setfattr -n user.big -v "$(printf 'v%.0s' $(seq 1 2000))" no-eol.txt
 	setfattr -n user.on-link -v 'shared by all links' hard/a
-	setfattr -n user.mode0000 -v 'x' modes/m0000
+	[ $root = yes ] && setfattr -n user.mode0000 -v 'x' modes/m0000
 fi
 
 # ------------------------------------------------------------------ times
@@ -212,7 +219,7 @@ touch -h -d '2002-03-04 05:06:07.000000042' links/relative links/dangling
 touch -h -d '2003-04-05 06:07:08.9' links/absolute
 touch -d '2004-05-06 07:08:09.010203040' hard/a
 touch -d '2005-06-07 08:09:10.111111111' special/fifo
-touch -d '2006-07-08 09:10:11.222222222' modes/m4755 modes/m0000
+touch -d '2006-07-08 09:10:11.222222222' modes/m4755 modes/m0644
 touch -d '2007-08-09 10:11:12.333333333' empty-dir a/b/c/empty modes/d1777
 touch -d '2008-09-10 11:12:13.444444444' deep/level-01/level-02
 touch -d '2009-10-11 12:13:14.555555555' a/b
