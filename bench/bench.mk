@@ -16,6 +16,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libprojstore.a
 	$(CC) $(CPPFLAGS) -Iinclude -Isrc/lib $(CFLAGS) -o $@ $< $(BUILD)/libprojstore.a $(LDFLAGS) $(LDLIBS)
 
 bench: $(BENCH_BIN)
+	@echo "machine: $$(nproc) cores, $$(lscpu | sed -n 's/^Model name: *//p' | head -1); load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 	$(BUILD)/bench/chunker $(CHUNKER_MIB)
 	@if [ -d "$(BENCH_CORPUS)" ]; then $(BUILD)/bench/hash "$(BENCH_CORPUS)"; \
 	else echo "bench: $(BENCH_CORPUS) missing (make it with bench/compare.sh or corpus-gen.sh); hashing src/ instead"; \

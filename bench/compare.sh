@@ -29,10 +29,12 @@ TOOLS=${TOOLS:-"projstore restic borg-lz4 borg-zstd tar-zstd"}
 W=$BENCH_DIR/work
 SRC=$W/src
 SCRIPT_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+mkdir -p "$BENCH_DIR"
 # ---------------------------------------------------------------- tools
 need_pkgs=()
 command -v restic >/dev/null || need_pkgs+=(restic)
@@ -47,15 +49,40 @@ if ((${#need_pkgs[@]})); then
 	apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >&2
 fi
 
+# projstore: the work tree's build, or with PROJSTORE_REV=REV (or when the work tree does not build)
+# a clean export of that commit built in $BENCH_DIR/projstore-REV.
+PROJSTORE_BUILT="work tree $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO_ROOT" diff --quiet HEAD -- src include Makefile 2>/dev/null || echo +uncommitted)"
+build_rev() {
+	local rev sha d
+	rev=$1
+	sha=$(git -C "$REPO_ROOT" rev-parse --short "$rev") || die "no commit $rev"
+	d=$BENCH_DIR/projstore-$sha
+	if [ ! -x "$d/build/projstore" ]; then
+		rm -rf "$d" && mkdir -p "$d"
+		git -C "$REPO_ROOT" archive "$sha" | tar -xf - -C "$d"
+		make -C "$d" -j2 build/projstore >&2 || die "make of commit $sha failed"
+	fi
+	PROJSTORE=$d/build/projstore
+	PROJSTORE_BUILT="commit $sha (clean export)"
+}
 if [ -z "${PROJSTORE:-}" ]; then
-	log "building projstore"
-	make -C "$REPO_ROOT" -j2 build/projstore >&2 || die "make failed"
-	PROJSTORE=$REPO_ROOT/build/projstore
+	if [ -n "${PROJSTORE_REV:-}" ]; then
+		build_rev "$PROJSTORE_REV"
+	else
+		log "building projstore"
+		if make -C "$REPO_ROOT" -j2 build/projstore >"$BENCH_DIR/make.log" 2>&1; then
+			PROJSTORE=$REPO_ROOT/build/projstore
+		else
+			log "the work tree does not build ($BENCH_DIR/make.log); using a clean export of HEAD"
+			build_rev HEAD
+		fi
+	fi
+else
+	PROJSTORE_BUILT="given binary $PROJSTORE"
 fi
 [ -x "$PROJSTORE" ] || die "no projstore binary at $PROJSTORE"
 
 # ---------------------------------------------------------------- corpus
-mkdir -p "$BENCH_DIR"
 if [ $# -ge 1 ]; then
 	CORPUS=$(cd "$1" && pwd)
 	CORPUS_NOTE="$CORPUS (given)"
@@ -210,7 +237,7 @@ restored_root() { # where the tree lands inside a restore target
 }
 tool_version() {
 	case $1 in
-	projstore) echo "projstore $("$PROJSTORE" --version 2>/dev/null | awk '{print $NF}') ($(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet HEAD -- src include 2>/dev/null || echo +dirty), zstd:3 default)" ;;
+	projstore) echo "projstore $("$PROJSTORE" --version 2>/dev/null | awk '{print $NF}') ($PROJSTORE_BUILT; store default zstd:3)" ;;
 	restic) echo "$(restic version | cut -d' ' -f1-2) (repo v$(restic cat config 2>/dev/null | sed -n 's/.*"version": *\([0-9]*\).*/\1/p'), compression auto)" ;;
 	borg-lz4) echo "$(borg --version) -C lz4" ;;
 	borg-zstd) echo "$(borg --version) -C zstd,3" ;;
@@ -330,6 +357,7 @@ apparent=$(du -sb "$SRC" | cut -f1)
 	echo "projstore benchmark: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(awk '/MemTotal/{printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), $(uname -r)"
 	echo "filesystem: $(df -T "$BENCH_DIR" | awk 'NR==2{print $2, $1}')"
+	echo "load average (1/5/15 min) at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews times)"
 	echo "data: $CORPUS_NOTE -> change set corpus-gen.sh mutate; final tree $nfiles files, $apparent bytes apparent"
 	echo "one-file restore: $ONEFILE ($ONESIZE bytes)"
 	echo "warm cache; times are wall seconds, median of up to $RUNS runs (phases under ${QUICK}s), [n] = runs"
