@@ -1,20 +1,29 @@
 /*
- * snap_fcache.c - the host-side file cache that makes incremental saves cheap.
+ * snap_fcache.c - the host-side cache that makes incremental saves cost
+ * about a stat walk.
  *
- * For every regular file saved (or restored) it remembers the path relative
- * to the project directory, the (dev, inode, size, mtime, ctime) seen, and the
- * chunk list of its content.  When a later save finds the same five values, it
- * reuses the chunk list without opening the file.  ctime is included because
- * it cannot be set by users, so a file rewritten with its old mtime restored is
- * still re-read.  The chunks are checked against the store's index before
- * reuse, so a cache made before a gc can never name a missing object.
+ * For every entry saved (or restored) it remembers the path relative to the
+ * project directory, the (dev, inode, size, mtime, ctime) seen, and what the
+ * save derived from the entry's content: the chunk list of a file, the tree id
+ * of a directory, the xattrs, the target of a symlink.  When a later save finds
+ * the same five values it reuses all of that without opening, listing or
+ * reading the entry.  ctime is included because users cannot set it: any write,
+ * chmod, chown, xattr change or rename updates it.  A directory whose own stat
+ * and every child's stat match reuses its tree id without building the tree.
+ * Chunks and trees are checked against the store's index before reuse, so a
+ * cache made before a gc can never name a missing object.
  *
- * File: <cache_dir>/<store id>/<project>.fcache, written atomically:
- *   "PSFC" magic, u32 version = 1, u64 entry count, then entries:
- *   uv path length, path, uv dev, uv ino, uv size, sv mtime_ns, sv ctime_ns,
- *   uv extent count, (uv offset, uv length, id[32])*
+ * File: <cache_dir>/<store id>/<project>-<dir>.fcache, where <dir> is 16 hex
+ * digits of the SHA-256 of the project directory's absolute path (so a restore
+ * to a scratch directory does not replace the cache of the live one), written
+ * atomically:
+ *   "PSFC", u32 version = 2, u64 entry count, params[32], then entries:
+ *     uv path length, path, u8 kind (0 file, 1 dir, 2 other), uv dev, uv ino,
+ *     uv size, sv mtime ns, sv ctime ns, uv xattrs length, xattrs,
+ *     file: uv extent count, (uv offset, uv length, id[32])*
+ *     dir: id[32]      other: uv target length, target
  *   and a trailing SHA-256 of everything before it.
- * A cache that fails to parse is ignored (the save reads every file).
+ * A cache that fails to parse is ignored: the save then reads everything.
  */
 #define _GNU_SOURCE
 #include "snap_int.h"
@@ -27,17 +36,20 @@
 #include <unistd.h>
 
 #define FC_MAGIC "PSFC"
-#define FC_VERSION 1
+#define FC_VERSION 2
+#define FC_HDR 48
 
 struct ps_fcache {
 	char path[PATH_MAX];
+	uint8_t params[32];
+	int dirs_valid;            /* the old generation had the same params */
 	/* old generation: open addressing by path */
 	struct ps_fcache_ent *old;
 	size_t nold;
-	size_t *slots;        /* index+1 into old, 0 = empty */
+	size_t *slots;             /* index+1 into old, 0 = empty */
 	size_t cap;
 	/* next generation */
-	pthread_mutex_t lock; /* protects next */
+	pthread_mutex_t lock;      /* protects next, nnext */
 	struct ps_buf next;
 	uint64_t nnext;
 };
@@ -72,55 +84,111 @@ void ps_fcache_default_dir(char *buf, size_t len)
 	snprintf(buf, len, "%s/.cache/projstore", e && *e ? e : "/tmp");
 }
 
-static int fc_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
+static void fc_drop_old(struct ps_fcache *c)
+{
+	for (size_t i = 0; i < c->nold; i++) {
+		ps_free(c->old[i].path);
+		ps_free(c->old[i].extents);
+		ps_free(c->old[i].xattrs);
+		ps_free(c->old[i].target);
+	}
+	ps_free(c->old);
+	ps_free(c->slots);
+	c->old = NULL;
+	c->slots = NULL;
+	c->nold = c->cap = 0;
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+	uint8_t *d;
+	if (!n)
+		return NULL;
+	d = ps_malloc(n);
+	if (d)
+		memcpy(d, p, n);
+	return d;
+}
+
+int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 {
 	struct ps_rd r;
 	uint8_t sha[32];
 	uint64_t n;
-	if (len < 48 || memcmp(buf, FC_MAGIC, 4) || ps_get_le32(buf + 4) != FC_VERSION)
+	if (len < FC_HDR + 32 || memcmp(buf, FC_MAGIC, 4) || ps_get_le32(buf + 4) != FC_VERSION)
 		return -1;
 	if (ps_sha256(buf, len - 32, sha) || memcmp(sha, buf + len - 32, 32))
 		return -1;
 	n = ps_get_le64(buf + 8);
 	if (n > len / 8)
 		return -1;
-	ps_rd_init(&r, buf + 16, len - 48);
+	c->dirs_valid = !memcmp(buf + 16, c->params, 32);
+	ps_rd_init(&r, buf + FC_HDR, len - FC_HDR - 32);
 	c->old = ps_calloc((size_t)n + 1, sizeof(*c->old));
 	if (!c->old)
 		return -1;
 	for (uint64_t i = 0; i < n; i++) {
 		struct ps_fcache_ent *e = &c->old[i];
 		const uint8_t *p;
-		uint64_t ne;
+		size_t xl;
+		c->nold = (size_t)i + 1;
 		e->path_len = (size_t)ps_rd_uvar(&r);
 		p = ps_rd_bytes(&r, e->path_len);
-		if (!p)
+		if (!p || e->path_len > PATH_MAX * 16)
 			return -1;
 		e->path = ps_strndup((const char *)p, e->path_len);
+		e->kind = ps_rd_u8(&r);
 		e->dev = ps_rd_uvar(&r);
 		e->ino = ps_rd_uvar(&r);
 		e->size = ps_rd_uvar(&r);
 		e->mtime_ns = ps_rd_svar(&r);
 		e->ctime_ns = ps_rd_svar(&r);
-		ne = ps_rd_uvar(&r);
-		if (r.bad || ne > ps_rd_left(&r) / 34 || !e->path)
+		xl = (size_t)ps_rd_uvar(&r);
+		p = ps_rd_bytes(&r, xl);
+		if (r.bad || !e->path || e->kind > PS_FC_OTHER)
 			return -1;
-		e->extents = ps_malloc(sizeof(*e->extents) * (size_t)(ne ? ne : 1));
-		if (!e->extents)
-			return -1;
-		e->nextents = (size_t)ne;
-		c->nold = (size_t)i + 1;
-		for (uint64_t k = 0; k < ne; k++) {
-			e->extents[k].off = ps_rd_uvar(&r);
-			e->extents[k].len = (uint32_t)ps_rd_uvar(&r);
+		if (xl) {
+			struct ps_rd xr;
+			if (!(e->xattrs = dup_bytes(p, xl)))
+				return -1;
+			e->xattrs_len = xl;
+			ps_rd_init(&xr, p, xl);
+			e->nxattrs = (size_t)ps_rd_uvar(&xr);
+		}
+		if (e->kind == PS_FC_FILE) {
+			uint64_t ne = ps_rd_uvar(&r);
+			if (r.bad || ne > ps_rd_left(&r) / 34)
+				return -1;
+			e->extents = ps_malloc(sizeof(*e->extents) * (size_t)(ne ? ne : 1));
+			if (!e->extents)
+				return -1;
+			e->nextents = (size_t)ne;
+			for (uint64_t k = 0; k < ne; k++) {
+				e->extents[k].off = ps_rd_uvar(&r);
+				e->extents[k].len = (uint32_t)ps_rd_uvar(&r);
+				p = ps_rd_bytes(&r, 32);
+				if (!p)
+					return -1;
+				memcpy(e->extents[k].id, p, 32);
+			}
+		} else if (e->kind == PS_FC_DIR) {
 			p = ps_rd_bytes(&r, 32);
 			if (!p)
 				return -1;
-			memcpy(e->extents[k].id, p, 32);
+			memcpy(e->tree, p, 32);
+		} else {
+			e->target_len = (size_t)ps_rd_uvar(&r);
+			p = ps_rd_bytes(&r, e->target_len);
+			if (!p && e->target_len)
+				return -1;
+			if (e->target_len && !(e->target = dup_bytes(p, e->target_len)))
+				return -1;
 		}
 		if (r.bad)
 			return -1;
 	}
+	if (ps_rd_left(&r))
+		return -1;
 	c->cap = 16;
 	while (c->cap < c->nold * 2)
 		c->cap *= 2;
@@ -136,34 +204,28 @@ static int fc_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-static void fc_drop_old(struct ps_fcache *c)
-{
-	for (size_t i = 0; i < c->nold; i++) {
-		ps_free(c->old[i].path);
-		ps_free(c->old[i].extents);
-	}
-	ps_free(c->old);
-	ps_free(c->slots);
-	c->old = NULL;
-	c->slots = NULL;
-	c->nold = c->cap = 0;
-}
-
 int ps_fcache_open(struct ps_fcache **out, const char *cache_dir, const char *store_id,
-		   const char *project)
+		   const char *project, const char *projdir, const uint8_t params[32])
 {
 	struct ps_fcache *c = ps_calloc(1, sizeof(*c));
 	struct ps_buf b = PS_BUF_INIT;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], abs[PATH_MAX], dh[65];
+	uint8_t dsha[32];
 	if (!c)
 		return PS_ERROR;
 	pthread_mutex_init(&c->lock, NULL);
-	if (cache_dir)
+	if (params)
+		memcpy(c->params, params, 32);
+	if (cache_dir && *cache_dir)
 		snprintf(dir, sizeof(dir), "%s", cache_dir);
 	else
 		ps_fcache_default_dir(dir, sizeof(dir));
-	snprintf(c->path, sizeof(c->path), "%s/%s/%s.fcache", dir, store_id, project);
-	if (ps_read_file(c->path, (size_t)1 << 32, &b, NULL) == PS_OK && fc_parse(c, b.data, b.len))
+	if (!projdir || !realpath(projdir, abs))
+		snprintf(abs, sizeof(abs), "%s", projdir ? projdir : "");
+	ps_sha256(abs, strlen(abs), dsha);
+	ps_hex_encode(dsha, 8, dh);
+	snprintf(c->path, sizeof(c->path), "%s/%s/%s-%s.fcache", dir, store_id, project, dh);
+	if (ps_read_file(c->path, (size_t)1 << 32, &b, NULL) == PS_OK && ps_fcache_parse(c, b.data, b.len))
 		fc_drop_old(c);
 	ps_buf_release(&b);
 	*out = c;
@@ -173,34 +235,54 @@ int ps_fcache_open(struct ps_fcache **out, const char *cache_dir, const char *st
 const struct ps_fcache_ent *ps_fcache_find(const struct ps_fcache *c, const char *path, size_t len)
 {
 	size_t h;
-	if (!c->cap)
+	if (!c || !c->cap)
 		return NULL;
 	for (h = (size_t)fnv(path, len) & (c->cap - 1); c->slots[h]; h = (h + 1) & (c->cap - 1)) {
 		const struct ps_fcache_ent *e = &c->old[c->slots[h] - 1];
 		if (e->path_len == len && !memcmp(e->path, path, len))
-			return e;
+			return (e->kind == PS_FC_DIR && !c->dirs_valid) ? NULL : e;
 	}
 	return NULL;
 }
 
-int ps_fcache_add(struct ps_fcache *c, const char *path, size_t len, const struct stat *st,
-		  const struct ps_extent *ext, size_t n)
+int ps_fcache_match(const struct ps_fcache_ent *e, const struct stat *st)
 {
-	struct ps_buf *b = &c->next;
+	return e && e->dev == (uint64_t)st->st_dev && e->ino == (uint64_t)st->st_ino &&
+	       e->size == (uint64_t)st->st_size &&
+	       e->mtime_ns == (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec &&
+	       e->ctime_ns == (int64_t)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
+}
+
+int ps_fcache_add(struct ps_fcache *c, const struct ps_fcache_ent *e, const struct stat *st)
+{
+	struct ps_buf *b;
 	int rc = 0;
+	if (!c)
+		return PS_OK;
+	b = &c->next;
 	pthread_mutex_lock(&c->lock);
-	rc |= ps_buf_put_uvar(b, len);
-	rc |= ps_buf_append(b, path, len);
+	rc |= ps_buf_put_uvar(b, e->path_len);
+	rc |= ps_buf_append(b, e->path, e->path_len);
+	rc |= ps_buf_put_u8(b, e->kind);
 	rc |= ps_buf_put_uvar(b, (uint64_t)st->st_dev);
 	rc |= ps_buf_put_uvar(b, (uint64_t)st->st_ino);
 	rc |= ps_buf_put_uvar(b, (uint64_t)st->st_size);
 	rc |= ps_buf_put_svar(b, (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec);
 	rc |= ps_buf_put_svar(b, (int64_t)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec);
-	rc |= ps_buf_put_uvar(b, n);
-	for (size_t i = 0; i < n && !rc; i++) {
-		rc |= ps_buf_put_uvar(b, ext[i].off);
-		rc |= ps_buf_put_uvar(b, ext[i].len);
-		rc |= ps_buf_append(b, ext[i].id, 32);
+	rc |= ps_buf_put_uvar(b, e->xattrs_len);
+	rc |= ps_buf_append(b, e->xattrs, e->xattrs_len);
+	if (e->kind == PS_FC_FILE) {
+		rc |= ps_buf_put_uvar(b, e->nextents);
+		for (size_t i = 0; i < e->nextents && !rc; i++) {
+			rc |= ps_buf_put_uvar(b, e->extents[i].off);
+			rc |= ps_buf_put_uvar(b, e->extents[i].len);
+			rc |= ps_buf_append(b, e->extents[i].id, 32);
+		}
+	} else if (e->kind == PS_FC_DIR) {
+		rc |= ps_buf_append(b, e->tree, 32);
+	} else {
+		rc |= ps_buf_put_uvar(b, e->target_len);
+		rc |= ps_buf_append(b, e->target, e->target_len);
 	}
 	if (!rc)
 		c->nnext++;
@@ -211,14 +293,15 @@ int ps_fcache_add(struct ps_fcache *c, const char *path, size_t len, const struc
 int ps_fcache_commit(struct ps_fcache *c, struct ps_error *err)
 {
 	struct ps_buf out = PS_BUF_INIT;
-	uint8_t hdr[16] = { 0 }, sha[32];
+	uint8_t hdr[FC_HDR] = { 0 }, sha[32];
 	char dir[PATH_MAX];
 	char *slash;
 	int rc;
 	memcpy(hdr, FC_MAGIC, 4);
 	ps_put_le32(hdr + 4, FC_VERSION);
 	ps_put_le64(hdr + 8, c->nnext);
-	if (ps_buf_reserve(&out, 16 + c->next.len + 32) || ps_buf_append(&out, hdr, 16) ||
+	memcpy(hdr + 16, c->params, 32);
+	if (ps_buf_reserve(&out, FC_HDR + c->next.len + 32) || ps_buf_append(&out, hdr, FC_HDR) ||
 	    ps_buf_append(&out, c->next.data, c->next.len) || ps_sha256(out.data, out.len, sha) ||
 	    ps_buf_append(&out, sha, 32)) {
 		ps_buf_release(&out);

@@ -107,29 +107,44 @@ int ps_settings_save(struct ps_store *s, const char *project, const struct ps_se
 void ps_settings_release(struct ps_settings *st);
 
 /* ---- file cache (snap_fcache.c) ---- */
+enum { PS_FC_FILE = 0, PS_FC_DIR = 1, PS_FC_OTHER = 2 };
 struct ps_fcache_ent {
-	char *path;                   /* relative path, owned */
+	char *path;                   /* relative path ("" = the root), owned */
 	size_t path_len;
+	uint8_t kind;                 /* PS_FC_* */
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns;
-	struct ps_extent *extents;    /* owned */
+	struct ps_extent *extents;    /* files, owned */
 	size_t nextents;
+	uint8_t tree[32];             /* directories: the tree id saved */
+	uint8_t *xattrs;              /* encoded as in trees (uv n, ...); NULL = none */
+	size_t xattrs_len, nxattrs;
+	uint8_t *target;              /* symlinks */
+	size_t target_len;
 };
 struct ps_fcache;
-/* Loads the cache of a project (empty if none or invalid). */
+/* Loads the cache of a project (empty if none or invalid). `params` digests
+ * everything besides the entries that shapes a tree (uid/gid mapping,
+ * excludes, filesystem crossing): directory entries of a cache written with
+ * other params are not used.  `dir` is the project directory: each directory
+ * a project is saved from or restored to has its own cache. */
 int ps_fcache_open(struct ps_fcache **out, const char *cache_dir, const char *store_id,
-		   const char *project);
+		   const char *project, const char *dir, const uint8_t params[32]);
 const struct ps_fcache_ent *ps_fcache_find(const struct ps_fcache *c, const char *path,
 					   size_t len);
-/* Adds an entry to the next generation (thread-safe; copies everything). */
-int ps_fcache_add(struct ps_fcache *c, const char *path, size_t len, const struct stat *st,
-		  const struct ps_extent *ext, size_t n);
+/* Whether the stat values of e and st agree (same inode, size, times). */
+int ps_fcache_match(const struct ps_fcache_ent *e, const struct stat *st);
+/* Adds an entry to the next generation (thread-safe; copies everything;
+ * dev/ino/size/times come from st). */
+int ps_fcache_add(struct ps_fcache *c, const struct ps_fcache_ent *e, const struct stat *st);
 /* Writes the next generation atomically. */
 int ps_fcache_commit(struct ps_fcache *c, struct ps_error *err);
 void ps_fcache_free(struct ps_fcache *c);
-/* Default cache directory: $PROJSTORE_CACHE_DIR, $XDG_CACHE_HOME/projstore,
- * ~/.cache/projstore, or /var/cache/projstore for root. */
+/* Default cache directory: $PROJSTORE_CACHE_DIR, /var/cache/projstore for
+ * root, $XDG_CACHE_HOME/projstore, or ~/.cache/projstore. */
 void ps_fcache_default_dir(char *buf, size_t len);
+/* Parses a cache file image into c (exposed for the fuzzer). */
+int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len);
 
 /* ---- snapshot resolution helper ---- */
 int ps_resolve_root(struct ps_store *s, const char *project, const char *spec,

@@ -249,8 +249,18 @@ static void fill_one(struct restore_ctx *c, struct rnode *d, size_t idx)
 	}
 	if (c->fc && rel) {
 		struct stat st;
-		if (!fstat(fd, &st))
-			ps_fcache_add(c->fc, rel, strlen(rel), &st, e->extents, e->nextents);
+		if (!fstat(fd, &st)) {
+			struct ps_fcache_ent fe;
+			memset(&fe, 0, sizeof(fe));
+			fe.path = rel;
+			fe.path_len = strlen(rel);
+			fe.kind = PS_FC_FILE;
+			fe.extents = e->extents;
+			fe.nextents = e->nextents;
+			fe.xattrs = (uint8_t *)e->xattrs;
+			fe.xattrs_len = e->xattrs_len;
+			ps_fcache_add(c->fc, &fe, &st);
+		}
 	}
 done:
 	if (fd >= 0)
@@ -954,8 +964,16 @@ int ps_restore(struct ps_store *s, const char *project, const char *snapshot, co
 	if (nthreads < 2)
 		nthreads = 2;   /* overlap reading the store with writing files */
 	if (!opts->paths || !opts->paths[0]) {
-		if (!opts->no_cache)
-			ps_fcache_open(&c->fc, opts->cache_dir, s->id, project);
+		if (!opts->no_cache) {
+			/* the cache of the directory TARGET will be: its parent's real
+			 * path plus its name (it does not exist yet) */
+			char parent[PATH_MAX], base[NAME_MAX + 1], rp[PATH_MAX], key[PATH_MAX * 2];
+			split_parent(target, parent, sizeof(parent), base, sizeof(base));
+			if (realpath(parent, rp)) {
+				snprintf(key, sizeof(key), "%s/%s", strcmp(rp, "/") ? rp : "", base);
+				ps_fcache_open(&c->fc, opts->cache_dir, s->id, project, key, NULL);
+			}
+		}
 		rc = full_restore(c, &si, target, nthreads, err);
 		if (!rc && c->fc)
 			ps_fcache_commit(c->fc, NULL);
