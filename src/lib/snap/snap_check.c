@@ -99,6 +99,7 @@ static int check_packs(struct check_ctx *c, struct ps_error *err)
 	size_t n = 0;
 	struct ps_idset present = { 0 }, indexed = { 0 };
 	uint64_t *need = NULL;   /* per pack number: bytes the index needs */
+	uint8_t *gone = NULL;    /* per pack number: missing or truncated */
 	int rc = ps_store_list_packs(s, &ids, &n, err);
 	if (rc)
 		return rc;
@@ -116,29 +117,48 @@ static int check_packs(struct check_ctx *c, struct ps_error *err)
 		if (end > need[e->pack])
 			need[e->pack] = end;
 	}
+	gone = ps_calloc(s->npacks + 1, 1);
+	if (!gone) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
 	for (size_t p = 0; p < s->npacks; p++) {
 		char path[PATH_MAX];
 		struct ps_bstat st;
-		int missing = 0;
 		ps_idset_add(&indexed, s->packs[p]);
 		ps_pack_path(s->packs[p], path, sizeof(path));
 		if (!ps_idset_get(&present, s->packs[p])) {
-			problem(c, path, "pack is missing");
-			missing = 1;
+			/* a pack gc condemned may be retired at any time: only what
+			 * has no other copy matters (the snapshots using it report it) */
+			if (ps_store_pack_condemned(s, (uint32_t)p)) {
+				if (c->o->problem)
+					c->o->problem(c->o->cb_ctx, path, "note: pack was retired by gc");
+			} else {
+				problem(c, path, "pack is missing");
+			}
+			gone[p] = 1;
 		} else if (s->be->ops->stat(s->be, path, &st, NULL) || st.size < need[p]) {
 			problem(c, path, "pack is truncated");
-			missing = 1;
+			gone[p] = 1;
 		}
-		if (missing) {
-			for (size_t i = 0; i < s->idx_n; i++)
-				if (s->idx[i].pack == p) {
-					uint8_t k[32];
-					memcpy(k, s->idx[i].id, 24);
-					memset(k + 24, 0, 8);
-					if (ps_idset_add(&c->damaged, k) == 1)
-						c->r->damaged_objects++;
-				}
-		}
+	}
+	for (size_t i = 0; i < s->idx_n; i++) {
+		uint8_t k[32];
+		size_t j = i;
+		int copy = 0;
+		if (!gone[s->idx[i].pack])
+			continue;
+		/* entries of one id are adjacent: is there a copy in a pack that is there? */
+		while (j > 0 && !memcmp(s->idx[j - 1].id, s->idx[i].id, 24))
+			j--;
+		for (; j < s->idx_n && !memcmp(s->idx[j].id, s->idx[i].id, 24) && !copy; j++)
+			copy = !gone[s->idx[j].pack];
+		if (copy && ps_store_pack_condemned(s, s->idx[i].pack))
+			continue;
+		memcpy(k, s->idx[i].id, 24);
+		memset(k + 24, 0, 8);
+		if (ps_idset_add(&c->damaged, k) == 1)
+			c->r->damaged_objects++;
 	}
 	c->r->packs = n;
 	for (size_t i = 0; i < n; i++) {
@@ -182,6 +202,7 @@ static int check_packs(struct check_ctx *c, struct ps_error *err)
 		c->r->objects = s->idx_n;
 done:
 	ps_free(need);
+	ps_free(gone);
 	ps_free(ids);
 	ps_idset_release(&present);
 	ps_idset_release(&indexed);
@@ -244,7 +265,7 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 			for (size_t k = 0; k < en->nextents; k++) {
 				const uint8_t *cid = en->extents[k].id;
 				char hex[65];
-				if (!ps_store_has(c->s, cid, NULL)) {
+				if (!ps_store_locate(c->s, cid, NULL)) {
 					char what[128];
 					ps_hex_encode(cid, 32, hex);
 					snprintf(what, sizeof(what), "chunk %s is missing", hex);
@@ -376,7 +397,7 @@ static int stat_tree(struct stat_walk *w, const uint8_t id[32], struct ps_error 
 		return ps_err(err, PS_ERROR, "out of memory");
 	if (r == 0)
 		return PS_OK;   /* a subtree already counted */
-	if (w->count_trees && ps_store_has(w->s, id, &info))
+	if (w->count_trees && ps_store_locate(w->s, id, &info))
 		w->stored += info.stored_len;
 	rc = ps_tree_load(w->s, id, &t, err);
 	if (rc)
@@ -392,7 +413,7 @@ static int stat_tree(struct stat_walk *w, const uint8_t id[32], struct ps_error 
 					rc = ps_err(err, PS_ERROR, "out of memory");
 					break;
 				}
-				if (a == 1 && ps_store_has(w->s, e->extents[k].id, &info)) {
+				if (a == 1 && ps_store_locate(w->s, e->extents[k].id, &info)) {
 					w->raw += info.raw_len;
 					w->stored += info.stored_len;
 					w->chunks++;

@@ -9,6 +9,7 @@
  *   index/<sha256>.idx         immutable index segments
  *   projects/<id>/...          snapshot refs and settings (snap/ref.c)
  *   locks/<id>.lock            per-project write locks
+ *   gc/condemned-<ns>          packs gc will delete (store_gc.c)
  *   tmp/                       files being written; leftovers of dead
  *                              processes are removed (or, for finished
  *                              packs, indexed) by the next writer
@@ -57,6 +58,12 @@ struct store_priv {
 	struct ps_bfile *inflight;       /* journal of finished, unindexed packs */
 	char inflight_path[PATH_MAX];
 	uint32_t cur_pack;               /* pack number of the open writer */
+	/* packs named by gc's condemned lists (store_gc.c): flag per pack number,
+	 * read with the index; their objects are readable but never deduplicated
+	 * against */
+	uint8_t *condemned;
+	size_t ncondemned;
+	int no_refresh;                  /* gc: the index must not change under it */
 };
 
 static struct store_priv *P(struct ps_store *s) { return s->priv; }
@@ -259,6 +266,7 @@ void ps_store_free(struct ps_store *s)
 		if (priv->inflight)
 			s->be->ops->close(priv->inflight);
 		ps_free(priv->pend.slots);
+		ps_free(priv->condemned);
 		ps_free(priv);
 	}
 	ps_strv_free(s->bad_segments, s->nbad_segments);
@@ -375,12 +383,80 @@ done:
 	return rc;
 }
 
+static int id32_cmp(const void *a, const void *b) { return memcmp(a, b, 32); }
+
+/* Flags the pack numbers named by the condemned lists read before the
+ * segments (cids: sorted pack ids). */
+static int flag_condemned(struct ps_store *s, uint8_t (*cids)[32], size_t ncids)
+{
+	struct store_priv *priv = P(s);
+	ps_free(priv->condemned);
+	priv->condemned = NULL;
+	priv->ncondemned = 0;
+	if (!ncids)
+		return 0;
+	priv->condemned = ps_calloc(s->npacks + 1, 1);
+	if (!priv->condemned)
+		return -1;
+	priv->ncondemned = s->npacks;
+	for (size_t p = 0; p < s->npacks; p++)
+		if (bsearch(s->packs[p], cids, ncids, 32, id32_cmp))
+			priv->condemned[p] = 1;
+	return 0;
+}
+
+static int pack_condemned(const struct ps_store *s, uint32_t pack)
+{
+	const struct store_priv *priv = s->priv;
+	return pack < priv->ncondemned && priv->condemned[pack];
+}
+
+int ps_store_pack_condemned(struct ps_store *s, uint32_t pack) { return pack_condemned(s, pack); }
+
+void ps_store_set_refresh(struct ps_store *s, int on) { P(s)->no_refresh = !on; }
+
+/* The packs of every condemned list. Read before the segments: a list that
+ * is gone by then was finished, and its packs are out of every segment read
+ * after it. */
+static int load_condemned_ids(struct ps_store *s, uint8_t (**out)[32], size_t *nout,
+			      struct ps_error *err)
+{
+	struct ps_condemned *cl = NULL;
+	size_t ncl = 0, total = 0, k = 0;
+	uint8_t (*ids)[32];
+	int rc = ps_condemned_load(s, &cl, &ncl, err);
+	*out = NULL;
+	*nout = 0;
+	if (rc)
+		return ps_err_prefix(err, "cannot read gc's condemned lists");
+	for (size_t i = 0; i < ncl; i++)
+		total += cl[i].npacks;
+	ids = ps_malloc(32 * (total + 1));
+	if (!ids) {
+		ps_condemned_free(cl, ncl);
+		return ps_err(err, PS_ERROR, "out of memory");
+	}
+	for (size_t i = 0; i < ncl; i++)
+		for (size_t j = 0; j < cl[i].npacks; j++)
+			memcpy(ids[k++], cl[i].packs[j], 32);
+	ps_condemned_free(cl, ncl);
+	qsort(ids, total, 32, id32_cmp);
+	*out = ids;
+	*nout = total;
+	return PS_OK;
+}
+
 int ps_store_load_index(struct ps_store *s, struct ps_error *err)
 {
 	struct seg_names l = { 0 };
+	uint8_t (*cids)[32] = NULL;
+	size_t ncids = 0;
 	int rc = PS_OK;
 	if (s->idx_loaded)
 		return PS_OK;
+	rc = load_condemned_ids(s, &cids, &ncids, err);
+	if (rc)
+		return rc;
 	for (int attempt = 0; attempt < 5; attempt++) {
 		int vanished = 0;
 		rc = s->be->ops->list(s->be, "index", collect_seg, &l, err);
@@ -416,6 +492,10 @@ int ps_store_load_index(struct ps_store *s, struct ps_error *err)
 	}
 	if (rc)
 		goto done;
+	if (flag_condemned(s, cids, ncids)) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
 	qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
 	s->segments = l.v;
 	s->nsegments = l.n;
@@ -426,23 +506,36 @@ done:
 	for (size_t i = 0; i < l.n; i++)
 		ps_free(l.v[i]);
 	ps_free(l.v);
+	ps_free(cids);
 	return rc;
 }
 
+/* The first entry of id (all entries of one id are adjacent), or NULL. */
 static const struct ps_idx_ent *idx_find(const struct ps_store *s, const uint8_t id[32])
 {
 	size_t lo = 0, hi = s->idx_n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = memcmp(s->idx[mid].id, id, 24);
-		if (c == 0)
-			return &s->idx[mid];
-		if (c < 0)
+		if (memcmp(s->idx[mid].id, id, 24) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return lo < s->idx_n && !memcmp(s->idx[lo].id, id, 24) ? &s->idx[lo] : NULL;
+}
+
+/* An entry of id in a pack no condemned list names; with live_only = 0 any
+ * entry when there is no such one. */
+static const struct ps_idx_ent *idx_find_pref(const struct ps_store *s, const uint8_t id[32],
+					      int live_only)
+{
+	const struct ps_idx_ent *e = idx_find(s, id), *end = s->idx + s->idx_n;
+	if (!e)
+		return NULL;
+	for (const struct ps_idx_ent *x = e; x < end && !memcmp(x->id, id, 24); x++)
+		if (!pack_condemned(s, x->pack))
+			return x;
+	return live_only ? NULL : e;
 }
 
 /* ------------------------------------------------------------ pending */
@@ -503,9 +596,11 @@ static struct pend_ent *pend_insert(struct pend_table *t, const uint8_t id[32])
 
 /* ------------------------------------------------------------ has/put */
 
-static int has_locked(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *info)
+/* live_only: the dedup view (objects in condemned packs are left out). */
+static int has_locked(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *info,
+		      int live_only)
 {
-	const struct ps_idx_ent *e = idx_find(s, id);
+	const struct ps_idx_ent *e = idx_find_pref(s, id, live_only);
 	struct pend_ent *p;
 	if (e) {
 		if (info) {
@@ -538,7 +633,16 @@ int ps_store_has(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *i
 {
 	int r;
 	pthread_mutex_lock(&s->lock);
-	r = has_locked(s, id, info);
+	r = has_locked(s, id, info, 1);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int ps_store_locate(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *info)
+{
+	int r;
+	pthread_mutex_lock(&s->lock);
+	r = has_locked(s, id, info, 0);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -609,7 +713,7 @@ int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
 	if (added)
 		*added = 0;
 	pthread_mutex_lock(&s->lock);
-	if (has_locked(s, id, NULL)) {
+	if (has_locked(s, id, NULL, 1)) {
 		pthread_mutex_unlock(&s->lock);
 		return PS_OK;
 	}
@@ -748,7 +852,9 @@ static struct ps_bfile *pcache_get(struct ps_store *s, uint32_t pack, int *slot,
 		}
 	}
 	pthread_mutex_unlock(&s->pcache_lock);
+	pthread_mutex_lock(&s->lock);    /* s->packs may grow (put, index refresh) */
 	ps_pack_path(s->packs[pack], path, sizeof(path));
+	pthread_mutex_unlock(&s->lock);
 	rc = s->be->ops->open_read(s->be, path, &f, err);
 	if (rc)
 		return NULL;
@@ -791,44 +897,82 @@ static void pcache_put(struct ps_store *s, int slot)
 	pthread_mutex_unlock(&s->pcache_lock);
 }
 
-int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
-		 size_t *len, struct ps_error *err)
+/* Loads the segments published since the index was loaded (lock held).
+ * Returns how many were added. */
+static int refresh_index_locked(struct ps_store *s, const struct seg_names *l)
 {
-	const struct ps_idx_ent *e;
-	uint32_t pack, off, rlen;
+	int added = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		struct ps_error e2;
+		size_t k;
+		int vanished = 0;
+		char **nv;
+		for (k = 0; k < s->nsegments && strcmp(s->segments[k], l->v[i]); k++)
+			;
+		if (k < s->nsegments)
+			continue;
+		for (k = 0; k < s->nbad_segments && strcmp(s->bad_segments[k], l->v[i]); k++)
+			;
+		if (k < s->nbad_segments)
+			continue;
+		nv = ps_realloc(s->segments, (s->nsegments + 1) * sizeof(*nv));
+		if (!nv)
+			break;
+		s->segments = nv;
+		if (load_segment(s, l->v[i], &vanished, &e2) || vanished)
+			continue;
+		if (!(s->segments[s->nsegments] = ps_strdup(l->v[i])))
+			break;
+		s->nsegments++;
+		added++;
+	}
+	if (added)
+		qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
+	return added;
+}
+
+/* A reader met a pack that is gone, or an object the loaded index lacks:
+ * gc may have moved it (the new index segment names its new place), or a
+ * save published it after the index was loaded. */
+static int refresh_index(struct ps_store *s)
+{
+	struct seg_names l = { 0 };
+	int added = 0;
+	if (P(s)->no_refresh || !s->idx_loaded)
+		return 0;
+	if (s->be->ops->list(s->be, "index", collect_seg, &l, NULL) == PS_OK) {
+		pthread_mutex_lock(&s->lock);
+		added = refresh_index_locked(s, &l);
+		pthread_mutex_unlock(&s->lock);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		ps_free(l.v[i]);
+	ps_free(l.v);
+	return added;
+}
+
+/* Reads the record of id at (pack, off, rlen). *missing = 1 when the pack
+ * file does not exist. */
+static int get_record(struct ps_store *s, const uint8_t id[32], uint32_t pack, uint32_t off,
+		      uint32_t rlen, int want_type, uint8_t **out, size_t *len, int *missing,
+		      struct ps_error *err)
+{
 	struct ps_bfile *f;
 	uint8_t *rec = NULL;
 	char hex[65], path[PATH_MAX];
 	size_t got;
 	int slot, type = 0, rc;
 
-	rc = ps_store_load_index(s, err);
-	if (rc)
-		return rc;
 	pthread_mutex_lock(&s->lock);
-	e = idx_find(s, id);
-	if (e) {
-		pack = e->pack;
-		off = e->off;
-		rlen = PS_IDX_LEN(e);
-	} else {
-		struct pend_ent *p = pend_find(&P(s)->pend, id);
-		if (!p || p->pack >= s->npacks || !p->len) {
-			pthread_mutex_unlock(&s->lock);
-			ps_hex_encode(id, 32, hex);
-			return ps_err(err, PS_ENOTFOUND, "object %s is missing from the store", hex);
-		}
-		pack = p->pack;
-		off = p->off;
-		rlen = p->len;
-	}
-	pthread_mutex_unlock(&s->lock);
 	ps_pack_path(s->packs[pack], path, sizeof(path));
+	pthread_mutex_unlock(&s->lock);
 	f = pcache_get(s, pack, &slot, err);
 	if (!f) {
 		ps_hex_encode(id, 32, hex);
-		if (err && err->code == PS_ENOTFOUND)
+		if (err && err->code == PS_ENOTFOUND) {
+			*missing = 1;
 			return ps_err(err, PS_ECORRUPT, "object %s: pack '%s' is missing", hex, path);
+		}
 		return ps_err_prefix(err, "object %s", hex);
 	}
 	rec = ps_malloc(rlen);
@@ -862,6 +1006,63 @@ done:
 	else
 		pcache_put(s, slot);
 	return rc;
+}
+
+#define GET_CANDIDATES 8
+
+int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
+		 size_t *len, struct ps_error *err)
+{
+	char hex[65];
+	int rc = ps_store_load_index(s, err);
+	if (rc)
+		return rc;
+	for (int attempt = 0;; attempt++) {
+		struct { uint32_t pack, off, len; } cand[GET_CANDIDATES];
+		const struct ps_idx_ent *e;
+		size_t nc = 0;
+		int missing = 0;
+		pthread_mutex_lock(&s->lock);
+		e = idx_find(s, id);
+		if (e) {
+			/* copies outside condemned packs first: those may be retired */
+			const struct ps_idx_ent *end = s->idx + s->idx_n;
+			for (int pass = 0; pass < 2; pass++)
+				for (const struct ps_idx_ent *x = e;
+				     x < end && !memcmp(x->id, id, 24) && nc < GET_CANDIDATES; x++)
+					if (pack_condemned(s, x->pack) == pass) {
+						cand[nc].pack = x->pack;
+						cand[nc].off = x->off;
+						cand[nc].len = PS_IDX_LEN(x);
+						nc++;
+					}
+		} else {
+			struct pend_ent *p = pend_find(&P(s)->pend, id);
+			if (p && p->pack < s->npacks && p->len) {
+				cand[0].pack = p->pack;
+				cand[0].off = p->off;
+				cand[0].len = p->len;
+				nc = 1;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!nc) {
+			if (!attempt && refresh_index(s) > 0)
+				continue;
+			ps_hex_encode(id, 32, hex);
+			return ps_err(err, PS_ENOTFOUND, "object %s is missing from the store", hex);
+		}
+		for (size_t i = 0; i < nc; i++) {
+			missing = 0;
+			rc = get_record(s, id, cand[i].pack, cand[i].off, cand[i].len, want_type, out, len,
+					&missing, err);
+			if (!missing)
+				return rc;
+		}
+		/* every pack the loaded index names for it is gone */
+		if (attempt || refresh_index(s) <= 0)
+			return rc;
+	}
 }
 
 /* ------------------------------------------------------------ listing */

@@ -18,7 +18,9 @@
  * Every save publishes one segment for the packs it wrote, after the packs
  * are durable and before its snapshot ref.  Segments are only ever merged
  * (ps_index_compact): the merged one is published first, then the merged
- * inputs are removed, so every object stays findable at every moment.  An
+ * inputs are removed, so every object stays findable at every moment.
+ * Compaction takes gc's store-wide lock (and is skipped while gc runs): gc
+ * rewrites the segments that name the packs it retires.  An
  * object may appear in several segments; any entry is right.  The index can
  * always be rebuilt from the packs' trailers (`check --rebuild-index`).
  */
@@ -174,12 +176,17 @@ int ps_index_compact(struct ps_store *s, size_t max, struct ps_error *err)
 	struct ps_seg_entry *alle = NULL;
 	size_t np = 0, ne = 0;
 	char merged[70] = "";
+	struct ps_lock *gc_lock = NULL;
 	int rc;
 	rc = s->be->ops->list(s->be, "index", collect_idx, &l, err);
 	if (rc < 0 && rc != PS_ENOTFOUND)
 		goto done;
 	rc = PS_OK;
 	if (l.n <= max)
+		goto done;
+	/* never while gc rewrites the index: a merge of segments read before gc
+	 * removed them would name the packs gc deletes */
+	if (ps_lock_acquire(s, PS_GC_LOCK, 0, 600, &gc_lock, NULL))
 		goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		char path[PATH_MAX];
@@ -244,6 +251,7 @@ int ps_index_compact(struct ps_store *s, size_t max, struct ps_error *err)
 		s->be->ops->fsync_dir(s->be, "index", NULL);
 	}
 done:
+	ps_lock_release(gc_lock);
 	for (size_t i = 0; i < l.n; i++)
 		ps_free(l.v[i]);
 	ps_free(l.v);

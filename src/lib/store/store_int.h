@@ -105,8 +105,13 @@ struct ps_store {
 
 /* Loads the index if not yet loaded. */
 int ps_store_load_index(struct ps_store *s, struct ps_error *err);
-/* Returns 1 and fills info if the object exists (loaded index or pending). */
+/* Returns 1 and fills info if the object exists (loaded index or pending).
+ * This is the dedup view: objects in packs gc has condemned are left out
+ * (store_gc.c), so a save never comes to depend on them. */
 int ps_store_has(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *info);
+/* As ps_store_has, but finds objects in condemned packs too (the reader's
+ * view: check, stats). */
+int ps_store_locate(struct ps_store *s, const uint8_t id[32], struct ps_obj_info *info);
 /* Stores data as an object of `type` with id (the caller computed it with
  * ps_sha256, or pass NULL to compute). *added = 1 if it was new. */
 int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
@@ -196,6 +201,48 @@ int ps_lock_acquire(struct ps_store *s, const char *name, double timeout, double
 /* Extends the expiry (long saves call this). */
 int ps_lock_refresh(struct ps_lock *l, struct ps_error *err);
 void ps_lock_release(struct ps_lock *l);
+
+/* Calls fn for every lock file in locks/: its name (without ".lock"), its
+ * created time, and whether it is stale (its holder is gone). */
+typedef int (*ps_lock_scan_fn)(void *ctx, const char *name, int64_t created, int stale);
+int ps_lock_scan(struct ps_store *s, ps_lock_scan_fn fn, void *ctx, struct ps_error *err);
+/* The store-wide lock of gc (and of index compaction, which gc's index
+ * rewrite must not race with). Not a valid project id. */
+#define PS_GC_LOCK ".gc"
+
+/* ---- garbage collection (store_gc.c) ---- */
+#define PS_GC_DIR "gc"
+enum { PS_CONDEMN_DELETE = 1, PS_CONDEMN_REPACK = 2, PS_CONDEMN_UNINDEXED = 3 };
+struct ps_condemned {
+	char name[64];                /* file name in gc/ */
+	int64_t time_ns;              /* the condemnation time */
+	uint8_t (*packs)[32];
+	uint8_t *reasons;             /* PS_CONDEMN_* per pack */
+	size_t npacks;
+	int damaged;                  /* unreadable: never acted upon */
+};
+const char *ps_condemn_reason_name(int reason);
+/* Reads every gc/condemned-* list, oldest first. */
+int ps_condemned_load(struct ps_store *s, struct ps_condemned **out, size_t *n,
+		      struct ps_error *err);
+void ps_condemned_free(struct ps_condemned *v, size_t n);
+/* Publishes gc/condemned-<time_ns> atomically. */
+int ps_condemned_publish(struct ps_store *s, int64_t time_ns, uint8_t (*packs)[32],
+			 const uint8_t *reasons, size_t n, char *name_out, size_t name_len,
+			 struct ps_error *err);
+int ps_condemned_remove(struct ps_store *s, const char *name, struct ps_error *err);
+/* 1 if pack number `pack` was named by a condemned list when the index was
+ * loaded. */
+int ps_store_pack_condemned(struct ps_store *s, uint32_t pack);
+/* on = 0: never reload index segments behind the caller's back (gc walks the
+ * index by position). */
+void ps_store_set_refresh(struct ps_store *s, int on);
+/* Deletes a condemned pack unless the file there now is a newer, identical
+ * pack (then *kept = 1); *freed += bytes removed. */
+int ps_pack_retire(struct ps_store *s, const uint8_t pack_id[32], int64_t condemned_ns,
+		   uint64_t *freed, int *kept, struct ps_error *err);
+/* Finishes retirements a killed gc left half done. */
+int ps_pack_retire_recover(struct ps_store *s, struct ps_error *err);
 
 /* ---- leftovers ---- */
 /* Removes temp files of dead processes in `dir`; counts what it removed. */

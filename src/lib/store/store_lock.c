@@ -237,3 +237,61 @@ void ps_lock_release(struct ps_lock *l)
 		l->s->be->ops->unlink(l->s->be, l->path, NULL);
 	ps_free(l);
 }
+
+struct lock_names {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect_lock(void *ctx, const char *name)
+{
+	struct lock_names *l = ctx;
+	size_t len = strlen(name);
+	if (len < 6 || strcmp(name + len - 5, ".lock") || !strncmp(name, ".tmp-", 5))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **v = ps_realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = ps_strndup(name, len - 5)))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+int ps_lock_scan(struct ps_store *s, ps_lock_scan_fn fn, void *ctx, struct ps_error *err)
+{
+	struct lock_names l = { 0 };
+	int rc = s->be->ops->list(s->be, "locks", collect_lock, &l, err);
+	if (rc == PS_ENOTFOUND) {
+		ps_error_clear(err);
+		rc = PS_OK;
+	}
+	if (rc > 0)
+		rc = ps_err(err, PS_ERROR, "out of memory");
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		char path[PATH_MAX];
+		struct lock_info li;
+		struct ps_error e2;
+		snprintf(path, sizeof(path), "locks/%s.lock", l.v[i]);
+		rc = read_lock(s, path, &li, NULL, &e2);
+		if (rc == PS_ENOTFOUND) {
+			rc = PS_OK;   /* released meanwhile */
+			continue;
+		}
+		if (rc) {
+			if (err)
+				*err = e2;
+			break;
+		}
+		rc = fn(ctx, l.v[i], li.created, lock_is_stale(&li));
+	}
+	for (size_t i = 0; i < l.n; i++)
+		ps_free(l.v[i]);
+	ps_free(l.v);
+	return rc;
+}
