@@ -25,11 +25,15 @@ LDFLAGS  += $(SANFLAGS)
 
 LIB_SRC  := $(sort $(wildcard src/lib/*/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+# the FUSE front end: only the projstore binary links libfuse3
+DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
+$(DAEMON_OBJ): CFLAGS += $(shell pkg-config --cflags fuse3)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
@@ -47,8 +51,8 @@ $(BUILD)/libprojstore.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/projstore: $(CLI_OBJ) $(BUILD)/libprojstore.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libprojstore.a $(LDLIBS)
+$(BUILD)/projstore: $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a $(LDLIBS) $(shell pkg-config --libs fuse3)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libprojstore.a
 	@mkdir -p $(dir $@)
@@ -87,7 +91,7 @@ demo: all
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d)
 
 # fuzz targets and benchmarks keep their rules beside their sources
 -include fuzz/fuzz.mk

@@ -296,6 +296,230 @@ void ps_format_time_ns(int64_t sec, uint32_t nsec, char *buf, size_t len);
 /* Hex of a 32-byte id; buf must hold 65 bytes. */
 void ps_id_hex(const uint8_t id[32], char *buf);
 
+/* ------------------------------------------- lazy browsing (snapshot fs) */
+
+/*
+ * A read-only view of all snapshots of one project as a file system, for
+ * `projstore mount` (src/daemon/fuse_mount.c) and other lazy browsers.
+ *
+ * Inodes: the top directory is PS_SNAPFS_ROOT; in it, one directory per
+ * snapshot (named by the snapshot name) and the symlink "latest" pointing to
+ * the newest one. Every other inode number is derived from the path (and the
+ * hardlink group: entries of one snapshot with equal link_group share an
+ * inode), so it is the same after a forget or a remount. lookup() and
+ * readdir(plus) take a reference on the inode returned; forget() drops them.
+ * Only inodes with references are remembered.
+ *
+ * Nothing is read until asked: a tree object is loaded when its directory is
+ * looked up or listed, a chunk when a read needs it. Decoded trees and
+ * decompressed chunks are kept in bounded LRU caches. Snapshots are re-listed
+ * at most every refresh_ms when the top directory is looked up or read.
+ * All functions are thread-safe.
+ */
+struct ps_snapfs;
+struct ps_snapfs_file;
+
+struct ps_snapfs_opts {
+	size_t tree_cache_bytes;  /* decoded trees kept; 0 = 64 MiB */
+	size_t chunk_cache_bytes; /* decompressed chunks kept; 0 = 64 MiB */
+	long uid;                 /* >= 0: everything appears owned by this uid */
+	long gid;                 /* >= 0: ... and this gid */
+	int refresh_ms;           /* re-list snapshots at most this often; 0 = 1000 */
+	int readahead_chunks;     /* chunks fetched ahead of sequential reads; 0 = 8, < 0 none */
+	int prefetch_threads;     /* background fetchers; 0 = 2 */
+};
+#define PS_SNAPFS_OPTS_INIT { 0, 0, -1, -1, 0, 0, 0 }
+
+#define PS_SNAPFS_ROOT 1      /* inode of the top directory */
+
+struct ps_snapfs_attr {
+	uint64_t ino;
+	int type;                 /* enum ps_entry_type (PS_T_ERROR: reads fail) */
+	uint32_t mode;            /* permission bits incl. setuid/setgid/sticky */
+	uint32_t uid, gid;
+	uint32_t nlink;           /* directories: 2 + subdirectories */
+	uint64_t size;
+	uint64_t blocks;          /* 512-byte units of data, holes excluded */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint64_t rdev;
+	int immutable;            /* 1: inside a snapshot, never changes; 0: the top
+				   * directory and "latest", which change with saves */
+};
+
+struct ps_snapfs_stats {
+	uint64_t tree_hits, tree_misses, tree_bytes;
+	uint64_t chunk_hits, chunk_misses, chunk_bytes;
+	uint64_t prefetched;      /* chunks fetched ahead of a read */
+	uint64_t inodes;          /* inodes with references */
+};
+
+/* Opens the view of `project` in the store at `location` (made absolute, so
+ * the caller may change directory afterwards). Fails with PS_ENOTFOUND when
+ * the project has no snapshot. Starts no thread until the first read. */
+int ps_snapfs_open(struct ps_snapfs **out, const char *location, const char *project,
+		   const struct ps_snapfs_opts *opts, struct ps_error *err);
+/* Closes every cache and thread. No other call may be running. */
+void ps_snapfs_free(struct ps_snapfs *fs);
+
+/* Re-lists the snapshots now and returns them, oldest first (free()). */
+int ps_snapfs_snapshots(struct ps_snapfs *fs, struct ps_snapshot_info **out, size_t *n,
+			struct ps_error *err);
+
+/* Child `name` of directory `parent`: PS_ENOTFOUND if there is none. On
+ * success the inode has one more reference. */
+int ps_snapfs_lookup(struct ps_snapfs *fs, uint64_t parent, const char *name,
+		     struct ps_snapfs_attr *out, struct ps_error *err);
+/* Drops n references taken by lookup or readdir(plus). */
+void ps_snapfs_forget(struct ps_snapfs *fs, uint64_t ino, uint64_t n);
+int ps_snapfs_getattr(struct ps_snapfs *fs, uint64_t ino, struct ps_snapfs_attr *out,
+		      struct ps_error *err);
+
+/* Called for each entry from position `off` on (0 = the first; `next` is the
+ * position after this entry). Returns 0 to go on, non-zero to stop (the
+ * entry was not taken). With plus, attributes are complete (a directory's
+ * tree is loaded to count its subdirectories) and every entry taken gets one
+ * reference, as from lookup; without, only ino and type are set. */
+typedef int (*ps_snapfs_dir_fn)(void *ctx, const char *name, size_t name_len,
+				const struct ps_snapfs_attr *attr, uint64_t next);
+int ps_snapfs_readdir(struct ps_snapfs *fs, uint64_t ino, uint64_t off, int plus,
+		      ps_snapfs_dir_fn fn, void *ctx, struct ps_error *err);
+
+/* Copies up to size bytes of a symlink's target; *len = its full length. */
+int ps_snapfs_readlink(struct ps_snapfs *fs, uint64_t ino, char *buf, size_t size, size_t *len,
+		       struct ps_error *err);
+/* Extended attributes. listxattr writes "name\0name\0..."; both set *len to
+ * the full length and copy only when it fits in size (size 0: just measure).
+ * getxattr of a missing name is PS_ENOTFOUND. */
+int ps_snapfs_listxattr(struct ps_snapfs *fs, uint64_t ino, char *buf, size_t size, size_t *len,
+			struct ps_error *err);
+int ps_snapfs_getxattr(struct ps_snapfs *fs, uint64_t ino, const char *name, void *buf,
+		       size_t size, size_t *len, struct ps_error *err);
+
+/* Opens a regular file for reading. An entry that could not be read when it
+ * was saved (PS_T_ERROR) fails with PS_ECORRUPT. */
+int ps_snapfs_file_open(struct ps_snapfs *fs, uint64_t ino, struct ps_snapfs_file **out,
+			struct ps_error *err);
+/* Reads up to len bytes at off (*got < len only at the end of the file).
+ * Holes read as zeros. Data that fails verification: PS_ECORRUPT. Sequential
+ * reads start background fetches of the chunks that follow. */
+int ps_snapfs_file_read(struct ps_snapfs_file *f, void *buf, size_t len, uint64_t off,
+			size_t *got, struct ps_error *err);
+/* SEEK_DATA (hole = 0) or SEEK_HOLE (hole = 1) from off: PS_ENOTFOUND when
+ * there is no data at or after off (ENXIO). */
+int ps_snapfs_file_seek(struct ps_snapfs_file *f, uint64_t off, int hole, uint64_t *out,
+			struct ps_error *err);
+void ps_snapfs_file_close(struct ps_snapfs_file *f);
+
+void ps_snapfs_stats(struct ps_snapfs *fs, struct ps_snapfs_stats *out);
+
+/* ---------------------------------------------------- retention and gc */
+
+/*
+ * Retention (prune) works like restic's forget policy: every rule keeps some
+ * snapshots, a snapshot is kept when any rule keeps it (the union), and the
+ * newest snapshot of a project is always kept. Bucket rules (15min, hourly,
+ * daily, weekly, monthly) keep the newest snapshot of each of the N newest
+ * buckets that hold a snapshot; buckets are UTC (weeks are ISO weeks, Monday
+ * to Sunday). docs/CLI.md states the rules exactly.
+ *
+ * Removing snapshots frees nothing by itself: gc does, in two phases (docs/
+ * FORMAT.md, "Garbage collection"), safely while saves run.
+ */
+
+/* Counts: 0 = the rule is not used, -1 = unlimited. */
+struct ps_keep_policy {
+	long last;          /* the N newest snapshots */
+	long min15;         /* newest of each of the N newest quarter hours */
+	long hourly, daily, weekly, monthly;
+	char within[32];    /* "" or a duration such as "2d", "1y6m", "36h": every
+			     * snapshot at most that much older than the newest */
+};
+#define PS_KEEP_POLICY_INIT { 0, 0, 0, 0, 0, 0, "" }
+
+/* 1 when the policy has no rule. */
+int ps_keep_policy_empty(const struct ps_keep_policy *p);
+/* Computes t minus a duration ("1y2m3w4d5h6min7s": y years, m months,
+ * w weeks, d days, h hours, min minutes, s seconds; calendar arithmetic in
+ * UTC). Returns 0, or -1 for an invalid duration. */
+int ps_duration_before(const char *duration, int64_t t_ns, int64_t *out);
+
+/* Why a snapshot is kept (bits); 0 = it goes. */
+enum ps_keep_reason {
+	PS_KEEP_NEWEST = 1, PS_KEEP_LAST = 2, PS_KEEP_WITHIN = 4, PS_KEEP_15MIN = 8,
+	PS_KEEP_HOURLY = 16, PS_KEEP_DAILY = 32, PS_KEEP_WEEKLY = 64, PS_KEEP_MONTHLY = 128,
+};
+/* Applies a policy to snapshots sorted oldest first (as ps_snapshot_list
+ * gives them): reasons[i] for v[i]. Touches no store. */
+int ps_keep_apply(const struct ps_snapshot_info *v, size_t n, const struct ps_keep_policy *p,
+		  unsigned *reasons, struct ps_error *err);
+/* Writes "daily, weekly" for a reasons value. */
+void ps_keep_reasons_format(unsigned reasons, char *buf, size_t len);
+
+/* Stored policies: project NULL is the store default (file `policy`), used
+ * by projects that have none. An empty policy clears. */
+int ps_policy_get(struct ps_store *store, const char *project, struct ps_keep_policy *out,
+		  struct ps_error *err);
+int ps_policy_set(struct ps_store *store, const char *project, const struct ps_keep_policy *p,
+		  struct ps_error *err);
+
+struct ps_prune_opts {
+	const struct ps_keep_policy *policy; /* NULL or empty: the stored policy */
+	int dry_run;                         /* decide and report, remove nothing */
+	double lock_timeout;                 /* seconds to wait for the project lock */
+};
+#define PS_PRUNE_OPTS_INIT { NULL, 0, 60.0 }
+
+struct ps_prune_item {
+	struct ps_snapshot_info info;
+	unsigned reasons;                    /* enum ps_keep_reason bits; 0 = removed */
+};
+
+/* Removes the snapshot refs of `project` that the policy does not keep, under
+ * the project lock. *items (caller frees) lists every snapshot, oldest first;
+ * *used is the policy applied. PS_EINVAL when there is no rule (none given,
+ * none stored for the project, no store default). */
+int ps_prune(struct ps_store *store, const char *project, const struct ps_prune_opts *opts,
+	     struct ps_prune_item **items, size_t *n, struct ps_keep_policy *used,
+	     struct ps_error *err);
+
+/* Removes every snapshot of `project` (and with purge its settings), under
+ * the project lock. The data is freed by the next gc. PS_ENOTFOUND when the
+ * project does not exist. */
+int ps_project_delete(struct ps_store *store, const char *project, int purge,
+		      double lock_timeout, size_t *removed, struct ps_error *err);
+
+struct ps_gc_opts {
+	int dry_run;              /* report what would be condemned; change nothing */
+	double max_repack_ratio;  /* repack a pack whose reachable fraction (bytes) is
+				   * below this; 0 = never repack; default 0.5 */
+	double grace;             /* seconds between condemning and deleting (900) */
+	ps_progress_fn progress;
+	ps_warn_fn note;          /* one line per step worth telling (path = "gc") */
+	void *cb_ctx;
+};
+#define PS_GC_OPTS_INIT { 0, 0.5, 900.0, NULL, NULL, NULL }
+
+struct ps_gc_result {
+	uint64_t projects, snapshots;
+	uint64_t packs, objects;             /* indexed packs and objects at the start */
+	uint64_t live_objects;               /* reachable from some snapshot */
+	uint64_t stored_bytes, live_bytes;   /* record bytes in packs; reachable part */
+	uint64_t condemned_packs;            /* condemned by this run (would be: dry run) */
+	uint64_t condemned_bytes;            /* their unreachable bytes (or size when unindexed) */
+	uint64_t deleted_packs, repacked_packs, kept_packs;
+	uint64_t copied_objects, copied_bytes;
+	uint64_t freed_bytes;                /* pack bytes deleted */
+	uint64_t written_bytes;              /* new pack bytes */
+	uint64_t pending_lists;              /* condemned lists left for a later run */
+};
+
+/* Garbage collection: condemns what no snapshot reaches, waits for the grace
+ * period and for saves that started before, then deletes and repacks. Takes
+ * the store-wide gc lock (PS_ELOCKED when another gc runs). */
+int ps_gc(struct ps_store *store, const struct ps_gc_opts *opts, struct ps_gc_result *result,
+	  struct ps_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,6 +86,7 @@ int cmd_stats(struct cli *, int, char **);
 int cmd_quota(struct cli *, int, char **);
 int cmd_check(struct cli *, int, char **);
 int cmd_exclude(struct cli *, int, char **);
+int cmd_mount(struct cli *, int, char **);
 #endif
 
 /* Options every command takes; handle them with cli_common_opt(). */

@@ -47,6 +47,24 @@ const struct command ps_commands[] = {
 	  "Exit: 0 clean; 8 damage found (listed with the files and snapshots affected).\n" },
 	{ "exclude", cmd_exclude, "exclude PROJECT [PATTERN...|--clear]",
 	  "Show or set the exclude patterns stored for PROJECT (used by every save).\n" },
+	{ "mount", cmd_mount,
+	  "mount PROJECT MOUNTPOINT [--allow-other] [--uid N] [--gid N] [--foreground]\n"
+	  "               [--tree-cache SIZE] [--chunk-cache SIZE] [--readahead N] [--threads N]",
+	  "Mount every snapshot of PROJECT read-only at MOUNTPOINT (FUSE): one directory per\n"
+	  "snapshot, named by its name, and 'latest', a symlink to the newest. Files keep their\n"
+	  "modes, owners, times, xattrs and hardlinks; data is fetched only when read. New\n"
+	  "snapshots appear without remounting. Damaged data reads as EIO (that file only).\n"
+	  "Runs in the background once mounted; unmount with 'fusermount3 -u MOUNTPOINT'\n"
+	  "(or SIGINT/SIGTERM to the process).\n"
+	  "  --allow-other        let other users in (modes are enforced; needs user_allow_other\n"
+	  "                       in /etc/fuse.conf unless root)\n"
+	  "  --uid N, --gid N     show every entry as owned by N\n"
+	  "  --foreground, -f     stay in the foreground (logs damage on stderr)\n"
+	  "  --tree-cache SIZE    decoded directory trees kept in memory (default 64M)\n"
+	  "  --chunk-cache SIZE   decompressed file data kept in memory (default 64M)\n"
+	  "  --readahead N        chunks fetched ahead of sequential reads (default 8, 0 = off)\n"
+	  "  --threads N          FUSE worker threads (default 8)\n"
+	  "Exit: 0 unmounted; 7 no such project; 1 cannot mount.\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 
