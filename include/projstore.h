@@ -263,7 +263,9 @@ struct ps_check_opts {
 	int read_data;                 /* read and verify every object */
 	const char *const *projects;   /* NULL-terminated, or NULL = all */
 	ps_progress_fn progress;
-	ps_warn_fn problem;            /* one call per problem found */
+	ps_warn_fn problem;            /* one call per problem found: where is a
+	                                  path in the store or in a snapshot, or
+	                                  "object <hex id>" for a damaged object */
 	void *cb_ctx;
 };
 #define PS_CHECK_OPTS_INIT { 0, NULL, NULL, NULL, NULL }

@@ -87,6 +87,28 @@ int cmd_quota(struct cli *, int, char **);
 int cmd_check(struct cli *, int, char **);
 int cmd_exclude(struct cli *, int, char **);
 int cmd_mount(struct cli *, int, char **);
+int cmd_prune(struct cli *, int, char **);
+int cmd_policy(struct cli *, int, char **);
+int cmd_delete(struct cli *, int, char **);
+int cmd_gc(struct cli *, int, char **);
+
+/* The --keep-... options of prune and policy (cmd_prune.c). */
+enum { CLI_KEEP_LAST = 1000, CLI_KEEP_WITHIN, CLI_KEEP_15MIN, CLI_KEEP_HOURLY, CLI_KEEP_DAILY,
+       CLI_KEEP_WEEKLY, CLI_KEEP_MONTHLY };
+#define CLI_KEEP_LONGOPTS \
+	{ "keep-last", required_argument, NULL, CLI_KEEP_LAST }, \
+	{ "keep-within", required_argument, NULL, CLI_KEEP_WITHIN }, \
+	{ "keep-15min", required_argument, NULL, CLI_KEEP_15MIN }, \
+	{ "keep-hourly", required_argument, NULL, CLI_KEEP_HOURLY }, \
+	{ "keep-daily", required_argument, NULL, CLI_KEEP_DAILY }, \
+	{ "keep-weekly", required_argument, NULL, CLI_KEEP_WEEKLY }, \
+	{ "keep-monthly", required_argument, NULL, CLI_KEEP_MONTHLY }
+/* Returns 1 if c was a keep option (stored in p), 0 if not, -1 when its
+ * argument is invalid (usage printed). */
+int cli_keep_opt(const struct command *cmd, int c, const char *arg, struct ps_keep_policy *p);
+json_t *cli_policy_json(const struct ps_keep_policy *p);
+/* "keep-daily 7, keep-weekly 4", or "none". */
+void cli_policy_format(const struct ps_keep_policy *p, char *buf, size_t len);
 #endif
 
 /* Options every command takes; handle them with cli_common_opt(). */

@@ -15,8 +15,11 @@ static void on_problem(void *ctx, const char *where, const char *msg)
 {
 	struct check_out *o = ctx;
 	if (o->json) {
-		json_array_append_new(o->arr, json_pack("{s:o, s:s}", "path",
-							cli_json_bytes(where, strlen(where)), "message", msg));
+		int is_obj = !strncmp(where, "object ", 7) && strlen(where) == 71;
+		json_array_append_new(o->arr, json_pack("{s:o, s:s}", is_obj ? "object" : "path",
+							is_obj ? json_string(where + 7)
+							       : cli_json_bytes(where, strlen(where)),
+							"message", msg));
 		return;
 	}
 	cli_progress_done(&o->prog);

@@ -65,6 +65,35 @@ const struct command ps_commands[] = {
 	  "  --readahead N        chunks fetched ahead of sequential reads (default 8, 0 = off)\n"
 	  "  --threads N          FUSE worker threads (default 8)\n"
 	  "Exit: 0 unmounted; 7 no such project; 1 cannot mount.\n" },
+	{ "prune", cmd_prune,
+	  "prune PROJECT|--all [--keep-last N] [--keep-within DURATION] [--keep-15min N] [--keep-hourly N]\n"
+	  "                [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] [--json]",
+	  "Remove the snapshots the retention rules do not keep (given, else the project's stored\n"
+	  "policy, else the store default). A snapshot is kept when any rule keeps it; the newest\n"
+	  "is always kept. N = -1: no limit. Buckets are UTC (weeks: ISO, Monday to Sunday).\n"
+	  "  --keep-last N          the N newest\n"
+	  "  --keep-within D        all within D of the newest (e.g. 36h, 7d, 1y6m; m = months, min)\n"
+	  "  --keep-15min/hourly/daily/weekly/monthly N\n"
+	  "                         the newest of each of the N newest such periods with snapshots\n"
+	  "  --all                  every project, each with its stored policy (or these rules)\n"
+	  "  --dry-run              print what would be removed, remove nothing\n"
+	  "The data is freed by 'projstore gc'.\n" },
+	{ "policy", cmd_policy,
+	  "policy PROJECT|--default [--keep-... options as for prune] [--clear] [--json]",
+	  "Show, set (replacing it) or clear the retention policy stored for PROJECT, or the store\n"
+	  "default used by projects without one. 'prune' without --keep-... options uses it.\n" },
+	{ "delete", cmd_delete, "delete PROJECT [--purge] [--json]",
+	  "Remove every snapshot of PROJECT (its quota, excludes and policy stay unless --purge).\n"
+	  "The data is freed by the next 'projstore gc'.\n" },
+	{ "gc", cmd_gc, "gc [--dry-run] [--max-repack-ratio R] [--grace SECONDS] [--json]",
+	  "Free the space of data no snapshot uses. Phase 1 condemns packs (nothing reachable, or\n"
+	  "less than R of their bytes reachable); after the grace period, and once the saves that\n"
+	  "started before have finished, phase 2 copies what is reachable again and deletes them.\n"
+	  "Safe while saves run. Condemned packs of earlier runs whose time has come are done first.\n"
+	  "  --dry-run              report what would be condemned, change nothing\n"
+	  "  --max-repack-ratio R   repack packs less than R reachable (default 0.5; 0 = never)\n"
+	  "  --grace SECONDS        wait between condemning and deleting (default 900)\n"
+	  "Exit: 0 done; 6 another gc runs; 8 the store is damaged (nothing changed; see check).\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +491,12 @@ int ps_fuse_serve(struct ps_snapfs *fs, const struct ps_fuse_opts *o, struct ps_
 	char opts[512];
 	int rc = PS_OK, handlers = 0, mounted = 0;
 
+	/* Chunks (up to 1 MiB) and read buffers come and go all the time: keep
+	 * them on the heap and the heap's pages mapped, instead of an mmap, page
+	 * faults and munmap for each (which costs more than the data's checksum). */
+	mallopt(M_MMAP_THRESHOLD, 8 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	mallopt(M_ARENA_MAX, 4);
 	snprintf(opts, sizeof(opts), "ro,default_permissions,subtype=projstore,fsname=%s%s",
 		 o->fsname ? o->fsname : "projstore", o->allow_other ? ",allow_other" : "");
 	if (fuse_opt_add_arg(&args, "projstore") || (o->debug && fuse_opt_add_arg(&args, "-d")) ||

@@ -86,8 +86,9 @@ struct bad_rec_ctx {
 static void bad_record(void *vctx, const struct ps_pack_entry *e, const char *msg)
 {
 	struct bad_rec_ctx *b = vctx;
-	char hex[65];
-	ps_hex_encode(e->id, 32, hex);
+	char hex[72];
+	memcpy(hex, "object ", 7);
+	ps_hex_encode(e->id, 32, hex + 7);
 	mark_damaged(b->c, e->id);
 	problem(b->c, hex, "object in pack '%s' is damaged: %s", b->pack, msg);
 }

@@ -33,7 +33,10 @@
  *     an index segment the store loaded before it existed, so when new names
  *     appear a new store handle ("generation") is opened and its index loaded
  *     after the listing (a save publishes the index before the ref). Old
- *     generations are freed when their last user lets go.
+ *     generations are freed when their last user lets go. A failed object
+ *     read is retried once with a new generation (at most one renewal every
+ *     RENEW_NS), so objects moved to other packs since the index was loaded
+ *     (by a prune) are found again; real damage fails twice.
  *   - Hardlink counts: the first time an entry with a link group is looked up
  *     in a snapshot, the whole snapshot is walked once to count the members
  *     of every group (st_nlink). Snapshots without hardlinks never pay this.
@@ -65,6 +68,7 @@
 #define DEFAULT_FETCHERS 2
 #define MAX_FETCHERS 16
 #define FETCH_QUEUE 256
+#define RENEW_NS ((int64_t)5 * 1000000000)
 #define LATEST_INO 2
 #define LATEST_NAME "latest"
 
@@ -168,9 +172,10 @@ struct ps_snapfs {
 	int readahead;
 	int nfetchers;
 
-	pthread_mutex_t refresh_lock; /* serializes refreshes */
+	pthread_mutex_t refresh_lock; /* serializes refreshes and renewals */
 	int64_t last_refresh;
 	int refreshed;
+	int64_t last_renew;
 
 	pthread_mutex_t lock;         /* protects everything below */
 	struct gen *gen;
@@ -388,10 +393,47 @@ static int as_damage(int rc, struct ps_error *err)
 	return rc;
 }
 
-static int load_object(struct ps_snapfs *fs, struct cache *c, struct centry *e,
-		       struct ps_error *err)
+/* After a failed read with generation `failed`: the generation to retry
+ * with (referenced), or NULL. Opens a new one unless another thread did
+ * already or the last renewal is less than RENEW_NS old. */
+static struct gen *gen_renew(struct ps_snapfs *fs, struct gen *failed)
 {
-	struct gen *g = gen_get(fs);
+	struct gen *ng = NULL, *old;
+	int64_t now = ps_mono_ns();
+	pthread_mutex_lock(&fs->refresh_lock);
+	pthread_mutex_lock(&fs->lock);
+	if (fs->gen != failed) {
+		ng = fs->gen;
+		ng->refs++;
+		pthread_mutex_unlock(&fs->lock);
+		pthread_mutex_unlock(&fs->refresh_lock);
+		return ng;
+	}
+	if (fs->last_renew && now - fs->last_renew < RENEW_NS) {
+		pthread_mutex_unlock(&fs->lock);
+		pthread_mutex_unlock(&fs->refresh_lock);
+		return NULL;
+	}
+	fs->last_renew = now;
+	pthread_mutex_unlock(&fs->lock);
+	if (gen_open(fs, &ng, NULL) == PS_OK && ps_store_load_index(ng->s, NULL) != PS_OK) {
+		gen_put(fs, ng);
+		ng = NULL;
+	}
+	if (ng) {
+		pthread_mutex_lock(&fs->lock);
+		old = fs->gen;
+		fs->gen = ng;
+		ng->refs++;   /* one for fs, one for the caller */
+		pthread_mutex_unlock(&fs->lock);
+		gen_put(fs, old);
+	}
+	pthread_mutex_unlock(&fs->refresh_lock);
+	return ng;
+}
+
+static int load_with(struct gen *g, struct cache *c, struct centry *e, struct ps_error *err)
+{
 	int rc;
 	if (c->trees) {
 		rc = ps_tree_load(g->s, e->id, &e->tree, err);
@@ -406,6 +448,23 @@ static int load_object(struct ps_snapfs *fs, struct cache *c, struct centry *e,
 		rc = ps_store_get(g->s, e->id, PS_OBJ_CHUNK, &e->data, &e->len, err);
 		if (!rc)
 			e->cost = sizeof(*e) + e->len;
+	}
+	return rc;
+}
+
+static int load_object(struct ps_snapfs *fs, struct cache *c, struct centry *e,
+		       struct ps_error *err)
+{
+	struct gen *g = gen_get(fs), *ng;
+	int rc = load_with(g, c, e, err);
+	if ((rc == PS_ECORRUPT || rc == PS_ENOTFOUND) && (ng = gen_renew(fs, g))) {
+		struct ps_error err2;
+		ps_error_clear(&err2);
+		if (load_with(ng, c, e, &err2) == PS_OK) {
+			rc = PS_OK;
+			ps_error_clear(err);
+		}
+		gen_put(fs, ng);
 	}
 	gen_put(fs, g);
 	return as_damage(rc, err);

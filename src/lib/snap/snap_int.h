@@ -99,12 +99,21 @@ struct ps_settings {
 	char compression[32];         /* "" = store default */
 	char **excludes;              /* owned */
 	size_t nexcludes;
+	struct ps_keep_policy keep;   /* retention: "keep-..." lines */
+	char *extra;                  /* lines of unknown keys, written back as read */
 };
 int ps_settings_load(struct ps_store *s, const char *project, struct ps_settings *out,
 		     struct ps_error *err);
 int ps_settings_save(struct ps_store *s, const char *project, const struct ps_settings *st,
 		     struct ps_error *err);
 void ps_settings_release(struct ps_settings *st);
+
+/* ---- retention (snap_prune.c) ---- */
+/* Parses one settings/policy line; returns 1 if `key` is a keep-... key (an
+ * invalid value leaves the rule unset), 0 otherwise. */
+int ps_keep_policy_line(struct ps_keep_policy *p, const char *key, const char *val);
+/* Appends the policy as "keep-..." lines. */
+int ps_keep_policy_write(const struct ps_keep_policy *p, struct ps_buf *b);
 
 /* ---- file cache (snap_fcache.c) ---- */
 enum { PS_FC_FILE = 0, PS_FC_DIR = 1, PS_FC_OTHER = 2 };

@@ -534,11 +534,26 @@ void ps_strv_free(char **v, size_t n)
 void ps_settings_release(struct ps_settings *st)
 {
 	ps_strv_free(st->excludes, st->nexcludes);
+	ps_free(st->extra);
 	memset(st, 0, sizeof(*st));
 }
 
+/* Keeps a line of a key this version does not know, to write it back. */
+static int keep_extra(struct ps_settings *st, const char *key, const char *val)
+{
+	size_t old = st->extra ? strlen(st->extra) : 0;
+	size_t add = strlen(key) + (val ? 1 + strlen(val) : 0) + 1;
+	char *n = ps_realloc(st->extra, old + add + 1);
+	if (!n)
+		return -1;
+	snprintf(n + old, add + 1, "%s%s%s\n", key, val ? " " : "", val ? val : "");
+	st->extra = n;
+	return 0;
+}
+
 /* settings file: "quota N", "compression C", "exclude PATTERN" (pattern
- * escaped: \\ and \n) lines. */
+ * escaped: \\ and \n), "keep-... N" (retention, snap_prune.c) lines; lines
+ * of other keys are kept and written back unchanged. */
 int ps_settings_load(struct ps_store *s, const char *project, struct ps_settings *out,
 		     struct ps_error *err)
 {
@@ -565,8 +580,14 @@ int ps_settings_load(struct ps_store *s, const char *project, struct ps_settings
 			nl = end;
 		*nl = 0;
 		val = strchr(p, ' ');
-		if (val) {
+		if (val)
 			*val++ = 0;
+		if (!val) {
+			if (*p && keep_extra(out, p, NULL)) {
+				rc = ps_err(err, PS_ERROR, "out of memory");
+				break;
+			}
+		} else {
 			if (!strcmp(p, "quota")) {
 				out->quota = strtoull(val, NULL, 10);
 			} else if (!strcmp(p, "compression")) {
@@ -597,6 +618,9 @@ int ps_settings_load(struct ps_store *s, const char *project, struct ps_settings
 				}
 				*q = 0;
 				out->excludes[out->nexcludes++] = d;
+			} else if (!ps_keep_policy_line(&out->keep, p, val) && keep_extra(out, p, val)) {
+				rc = ps_err(err, PS_ERROR, "out of memory");
+				break;
 			}
 		}
 		p = nl + 1;
@@ -633,6 +657,9 @@ int ps_settings_save(struct ps_store *s, const char *project, const struct ps_se
 		}
 		rc |= ps_buf_append(&b, "\n", 1);
 	}
+	rc |= ps_keep_policy_write(&st->keep, &b);
+	if (st->extra)
+		rc |= ps_buf_append(&b, st->extra, strlen(st->extra));
 	if (rc) {
 		ps_buf_release(&b);
 		return ps_err(err, PS_ERROR, "out of memory");

@@ -78,6 +78,8 @@ struct dnode {
 	int stat_hit;             /* st matches the file cache */
 	int all_hit;              /* atomic: every entry matches the file cache */
 	uint8_t cached_tree[32];  /* tree id from the file cache */
+	int depth;
+	int broken;               /* could not be opened or listed: never cached */
 };
 
 /* One regular file being read, possibly by several workers (segments). */
@@ -102,8 +104,9 @@ struct filework {
 };
 
 struct job {
-	struct filework *fw;
+	struct filework *fw;      /* a file segment, or */
 	int seg;
+	struct dnode *dir;        /* a directory to open and walk */
 };
 
 struct save_ctx {
@@ -120,8 +123,11 @@ struct save_ctx {
 
 	pthread_mutex_t lock;     /* protects everything below */
 	pthread_cond_t cond;      /* jobs queued, root done, dirs closed */
-	struct job *q;
+	struct job *q;            /* file segments, FIFO */
 	size_t qhead, qlen, qcap;
+	struct dnode **dq;        /* directories to walk, LIFO (depth first) */
+	size_t dqlen, dqcap;
+	int nthreads;
 	int stop;                 /* workers exit when the queue is empty */
 	int root_done;
 	int open_dirs;
@@ -288,7 +294,7 @@ static void dnode_finish(struct save_ctx *c, struct dnode *d)
 	uint8_t id[32];
 	struct ps_error err;
 	struct dnode *parent = d->parent;
-	int rc = PS_OK, reused = 0;
+	int rc = PS_OK, reused = 0, opened = d->dfd >= 0;
 
 	ps_error_clear(&err);
 	if (!has_failed(c)) {
@@ -311,7 +317,7 @@ static void dnode_finish(struct save_ctx *c, struct dnode *d)
 		if (rc) {
 			ps_err_prefix(&err, "'%s'", d->path[0] ? d->path : ".");
 			fail(c, &err);
-		} else if (c->fc) {
+		} else if (c->fc && !d->broken) {
 			struct ps_fcache_ent fe;
 			memset(&fe, 0, sizeof(fe));
 			fe.path = d->path;
@@ -333,10 +339,11 @@ static void dnode_finish(struct save_ctx *c, struct dnode *d)
 		entry_release(&d->ents[i]);
 	ps_free(d->ents);
 	ps_free(d->path);
-	if (d->dfd >= 0)
+	if (opened)
 		close(d->dfd);
 	pthread_mutex_lock(&c->lock);
-	c->open_dirs--;
+	if (opened)
+		c->open_dirs--;
 	if (!parent && !rc)
 		memcpy(c->root_id, id, 32);
 	if (!parent)
@@ -346,7 +353,7 @@ static void dnode_finish(struct save_ctx *c, struct dnode *d)
 	if (parent) {
 		if (!rc && !has_failed(c)) {
 			memcpy(parent->ents[d->parent_idx].t.subtree, id, 32);
-			if (!d->stat_hit || memcmp(id, d->cached_tree, 32))
+			if (!d->stat_hit || d->broken || memcmp(id, d->cached_tree, 32))
 				__atomic_store_n(&parent->all_hit, 0, __ATOMIC_RELAXED);
 		}
 		dnode_release(c, parent);
@@ -629,6 +636,9 @@ done:
 		fw_finish(c, fw);
 }
 
+static void walk_dir(struct save_ctx *c, struct dnode *d);
+static void open_and_walk(struct save_ctx *c, struct dnode *d);
+
 static void *worker_main(void *arg)
 {
 	struct save_ctx *c = arg;
@@ -643,23 +653,51 @@ static void *worker_main(void *arg)
 		fail(c, &e);
 	}
 	for (;;) {
-		struct job j;
+		struct job j = { NULL, 0, NULL };
 		pthread_mutex_lock(&c->lock);
-		while (!c->qlen && !c->stop)
+		while (!c->qlen && !c->dqlen && !c->stop)
 			pthread_cond_wait(&c->cond, &c->lock);
-		if (!c->qlen) {
+		if (!c->qlen && !c->dqlen) {
 			pthread_mutex_unlock(&c->lock);
 			break;
 		}
-		j = c->q[c->qhead];
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
+		/* walk directories while few file segments wait and few
+		 * directories are open; otherwise drain the file segments */
+		if (c->dqlen && (!c->qlen || (c->qlen < (size_t)c->nthreads * 4 && c->open_dirs < MAX_OPEN_DIRS))) {
+			j.dir = c->dq[--c->dqlen];
+		} else {
+			j = c->q[c->qhead];
+			c->qhead = (c->qhead + 1) % c->qcap;
+			c->qlen--;
+		}
 		pthread_mutex_unlock(&c->lock);
-		process_segment(c, &w, j.fw, j.seg);
+		if (j.dir)
+			open_and_walk(c, j.dir);
+		else
+			process_segment(c, &w, j.fw, j.seg);
 	}
 	ps_free(w.buf);
 	ps_free(w.ext);
 	return NULL;
+}
+
+static int enqueue_dir(struct save_ctx *c, struct dnode *d)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->dqlen == c->dqcap) {
+		size_t cap = c->dqcap ? c->dqcap * 2 : 256;
+		struct dnode **nq = ps_realloc(c->dq, cap * sizeof(*nq));
+		if (!nq) {
+			pthread_mutex_unlock(&c->lock);
+			return -1;
+		}
+		c->dq = nq;
+		c->dqcap = cap;
+	}
+	c->dq[c->dqlen++] = d;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }
 
 static int enqueue(struct save_ctx *c, struct filework *fw, int seg)
@@ -679,7 +717,7 @@ static int enqueue(struct save_ctx *c, struct filework *fw, int seg)
 		c->qcap = cap;
 		c->qhead = 0;
 	}
-	c->q[(c->qhead + c->qlen) % c->qcap] = (struct job){ fw, seg };
+	c->q[(c->qhead + c->qlen) % c->qcap] = (struct job){ fw, seg, NULL };
 	c->qlen++;
 	pthread_cond_signal(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -794,15 +832,6 @@ static void fill_meta(struct save_ctx *c, struct sentry *e, const struct stat *s
 	}
 }
 
-static int wait_for_dir_slot(struct save_ctx *c)
-{
-	pthread_mutex_lock(&c->lock);
-	while (c->open_dirs >= MAX_OPEN_DIRS && !c->failed)
-		pthread_cond_wait(&c->cond, &c->lock);
-	c->open_dirs++;
-	pthread_mutex_unlock(&c->lock);
-	return has_failed(c) ? -1 : 0;
-}
 
 static int chunks_present(struct save_ctx *c, const struct ps_fcache_ent *fe)
 {
@@ -842,9 +871,7 @@ static void soft_error(struct save_ctx *c, struct dnode *d, struct sentry *e, co
 	__atomic_store_n(&d->all_hit, 0, __ATOMIC_RELAXED);
 }
 
-static void walk_dir(struct save_ctx *c, struct dnode *d, int depth);
-
-static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i, int depth)
+static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i)
 {
 	struct sentry *e = &d->ents[i];
 	const char *name = (const char *)e->t.name;
@@ -934,7 +961,6 @@ static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i, int depth)
 
 	if (S_ISDIR(st.st_mode)) {
 		struct dnode *sub;
-		int fd;
 		e->t.type = PS_T_DIR;
 		__atomic_add_fetch(&c->dirs, 1, __ATOMIC_RELAXED);
 		if (st.st_dev != c->root_dev && !c->o->cross_filesystems) {
@@ -944,46 +970,33 @@ static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i, int depth)
 				__atomic_store_n(&d->all_hit, 0, __ATOMIC_RELAXED);
 			goto done;
 		}
-		if (depth >= MAX_DEPTH) {
+		if (d->depth >= MAX_DEPTH) {
 			soft_error(c, d, e, rel, "directory nesting too deep");
 			goto done;
 		}
-		fd = openat(d->dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			snprintf(msg, sizeof(msg), "cannot open directory: %s", strerror(errno));
-			soft_error(c, d, e, rel, msg);
-			goto done;
-		}
-		if (!hit) {
-			xr = read_xattrs(NULL, fd, e);
-			if (xr && xr != -EACCES && xr != -EPERM) {
-				snprintf(msg, sizeof(msg), "cannot read extended attributes: %s", strerror(-xr));
-				soft_error(c, d, e, rel, msg);
-				close(fd);
-				goto done;
-			}
-		}
 		sub = ps_calloc(1, sizeof(*sub));
-		if (!sub || wait_for_dir_slot(c)) {
-			close(fd);
-			ps_free(sub);
-			if (!has_failed(c))
-				oom(c);
+		if (!sub) {
+			oom(c);
 			goto done;
 		}
 		sub->parent = d;
 		sub->parent_idx = i;
-		sub->dfd = fd;
+		sub->dfd = -1;
 		sub->path = rel;
 		rel = NULL;
 		sub->pending = 1;
 		sub->st = st;
 		sub->stat_hit = hit;
 		sub->all_hit = 1;
+		sub->depth = d->depth + 1;
 		if (hit)
 			memcpy(sub->cached_tree, fe->tree, 32);
 		__atomic_add_fetch(&d->pending, 1, __ATOMIC_ACQ_REL);
-		walk_dir(c, sub, depth + 1);
+		if (enqueue_dir(c, sub)) {
+			oom(c);
+			sub->broken = 1;
+			dnode_release(c, sub);
+		}
 		goto done;
 	}
 
@@ -1041,7 +1054,44 @@ done:
 	ps_free(rel);
 }
 
-static void walk_dir(struct save_ctx *c, struct dnode *d, int depth)
+/* Runs as a job: opens directory d (relative to its parent's descriptor),
+ * reads its xattrs unless the file cache has them, and walks it. */
+static void open_and_walk(struct save_ctx *c, struct dnode *d)
+{
+	struct sentry *pe = &d->parent->ents[d->parent_idx];
+	char msg[320];
+	int xr;
+	if (has_failed(c)) {
+		d->broken = 1;
+		dnode_release(c, d);
+		return;
+	}
+	d->dfd = openat(d->parent->dfd, (const char *)pe->t.name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d->dfd < 0) {
+		snprintf(msg, sizeof(msg), "cannot open directory: %s", strerror(errno));
+		soft_error(c, d->parent, pe, d->path, msg);
+		d->broken = 1;
+		dnode_release(c, d);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->open_dirs++;
+	pthread_mutex_unlock(&c->lock);
+	if (!d->stat_hit) {
+		xr = read_xattrs(NULL, d->dfd, pe);
+		if (xr && xr != -EACCES && xr != -EPERM) {
+			snprintf(msg, sizeof(msg), "cannot read extended attributes: %s", strerror(-xr));
+			soft_error(c, d->parent, pe, d->path, msg);
+			d->broken = 1;
+			dnode_release(c, d);
+			return;
+		}
+	}
+	walk_dir(c, d);
+}
+
+static void walk_dir(struct save_ctx *c, struct dnode *d)
 {
 	struct namev names = { 0 };
 	int r;
@@ -1051,9 +1101,9 @@ static void walk_dir(struct save_ctx *c, struct dnode *d, int depth)
 	if (r) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "cannot list directory: %s", strerror(-r));
+		d->broken = 1;
 		if (d->parent) {
-			entry_set_error(&d->parent->ents[d->parent_idx], msg);
-			warn_entry(c, d->path, msg);
+			soft_error(c, d->parent, &d->parent->ents[d->parent_idx], d->path, msg);
 		} else {
 			struct ps_error err;
 			ps_err(&err, PS_ERROR, "cannot list '%s': %s", "the project directory", strerror(-r));
@@ -1088,7 +1138,7 @@ static void walk_dir(struct save_ctx *c, struct dnode *d, int depth)
 	/* entries are complete before any job or subdirectory can finish this
 	 * directory, because the walker holds one count until the end */
 	for (size_t i = 0; i < d->n && !has_failed(c); i++)
-		walk_entry(c, d, i, depth);
+		walk_entry(c, d, i);
 	dnode_release(c, d);
 }
 
@@ -1106,8 +1156,8 @@ static void report(struct save_ctx *c)
 static void raise_nofile(void)
 {
 	struct rlimit rl;
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max && rl.rlim_cur < 4096) {
-		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max && rl.rlim_cur < 65536) {
+		rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
@@ -1226,6 +1276,7 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		goto done;
 
 	nthreads = opts->threads > 0 ? opts->threads : ps_ncpus();
+	c->nthreads = nthreads;
 	threads = ps_calloc((size_t)nthreads, sizeof(*threads));
 	root = ps_calloc(1, sizeof(*root));
 	if (!threads || !root || !(root->path = ps_strdup(""))) {
@@ -1254,7 +1305,7 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		}
 	}
 	c->open_dirs = 1;
-	walk_dir(c, root, 0);
+	walk_dir(c, root);
 	root = NULL;     /* owned by the pipeline now */
 
 	pthread_mutex_lock(&c->lock);
@@ -1354,6 +1405,7 @@ done:
 		ps_fcache_free(c->fc);
 		ps_free(c->excludes);
 		ps_free(c->q);
+		ps_free(c->dq);
 		pthread_mutex_destroy(&c->lock);
 		pthread_mutex_destroy(&c->warn_lock);
 		pthread_cond_destroy(&c->cond);
