@@ -106,6 +106,7 @@ static inline uint8_t *th_read_file(const char *path, size_t *len)
 	struct stat st;
 	uint8_t *buf;
 	size_t got = 0;
+	*len = 0;
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &st)) {
