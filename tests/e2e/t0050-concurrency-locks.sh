@@ -67,9 +67,8 @@ test_expect_success 'setup' '
 test_expect_success FUSE 'a second save while one runs exits 6 and names the holder' '
 	start_slow_save busy 1.5 &&
 	wait_slow_lock busy &&
-	start=$(now_ns) &&
 	test_expect_code 6 ps save busy proj 2>err &&
-	test $((($(now_ns) - start) / 1000000)) -lt 2500 &&
+	kill -0 $SLOW_PID &&
 	test_grep -F "$SLOW_PID" err &&
 	test_grep -F "$HOST" err &&
 	finish_slow_save busy &&
@@ -89,9 +88,7 @@ test_expect_success FUSE 'a second save with --lock-timeout waits and then succe
 test_expect_success FUSE 'saves of different projects run in parallel' '
 	start_slow_save par1 1.5 &&
 	wait_slow_lock par1 &&
-	start=$(now_ns) &&
 	ps save par2 proj &&
-	test $((($(now_ns) - start) / 1000000)) -lt 2500 &&
 	kill -0 $SLOW_PID &&
 	finish_slow_save par1 &&
 	test "$(snap_count par1)" = 1 &&
@@ -99,9 +96,8 @@ test_expect_success FUSE 'saves of different projects run in parallel' '
 '
 
 test_expect_success FUSE 'readers are not blocked by a running save' '
-	start_slow_save rd 1.5 &&
+	start_slow_save rd 2.5 &&
 	wait_slow_lock rd &&
-	start=$(now_ns) &&
 	ps snapshots rd >/dev/null &&
 	ps ls rd >/dev/null &&
 	ps cat rd hello.txt >actual &&
@@ -109,7 +105,6 @@ test_expect_success FUSE 'readers are not blocked by a running save' '
 	ps restore rd out-during &&
 	ps stats rd >/dev/null &&
 	ps diff rd@latest rd@latest >/dev/null &&
-	test $((($(now_ns) - start) / 1000000)) -lt 2500 &&
 	kill -0 $SLOW_PID &&
 	treecmp --no-atime --no-root proj-v1 out-during &&
 	finish_slow_save rd &&

@@ -6,7 +6,7 @@ test_description 'crash safety: saves killed with SIGKILL at random points leave
 # Knobs: PS_CRASH_MB (size of the tree, MiB), PS_CRASH_ITERATIONS (kills),
 # PS_CRASH_THOROUGH=1 (restore every snapshot after every kill, not only the
 # new ones), PS_CRASH_SEED (seed of $RANDOM, to replay a run).
-CRASH_MB=${PS_CRASH_MB:-24}
+CRASH_MB=${PS_CRASH_MB:-16}
 ITERATIONS=${PS_CRASH_ITERATIONS:-10}
 RANDOM=${PS_CRASH_SEED:-$$}
 say "# crash: ${CRASH_MB} MiB tree, $ITERATIONS kills, seed ${PS_CRASH_SEED:-$$}"
@@ -107,9 +107,10 @@ test_expect_success 'kill -9 saves at random points' '
 				verify_snapshot "$s" || return 1
 			done
 		else
-			# the oldest and one at random
+			# (check --read-data above verified every object of every
+			# snapshot; restore one earlier snapshot at random, all of
+			# them at the end)
 			set -- $(snap_names crash)
-			verify_snapshot "$1" || return 1
 			shift $((RANDOM % $#))
 			verify_snapshot "$1" || return 1
 		fi
