@@ -54,7 +54,7 @@ void ps_error_clear(struct ps_error *err);
 struct ps_store;
 
 struct ps_init_opts {
-	const char *compression; /* default compression: "zstd:3", "lz4", "none" */
+	const char *compression; /* default compression: "zstd:1" (the default), "lz4", "none" */
 	uint32_t chunk_min;      /* content-defined chunking limits; 0 = default */
 	uint32_t chunk_avg;
 	uint32_t chunk_max;

@@ -965,7 +965,7 @@ static int collect(struct gc_ctx *c, const struct ps_condemned *l, size_t nl, st
 			continue;
 		ps_pack_path(rt[i].id, path, sizeof(path));
 		if (rt[i].action != ACT_GONE && c->s->be->ops->stat(c->s->be, path, &st, NULL) == PS_OK &&
-		    st.mtime_ns >= rt[i].t - 2 * NS) {
+		    st.mtime_ns >= rt[i].t) {
 			rt[i].action = ACT_KEEP;
 			c->r->kept_packs++;
 			continue;

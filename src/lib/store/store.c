@@ -97,7 +97,7 @@ static int parse_config(struct ps_store *s, const char *text, struct ps_error *e
 	int version = 0;
 	s->pack_target = PACK_TARGET_DEFAULT;
 	s->compression.codec = PS_CODEC_ZSTD;
-	s->compression.level = 3;
+	s->compression.level = 1;
 	while (*p) {
 		char key[64], val[256];
 		const char *nl = strchr(p, '\n');
@@ -148,7 +148,7 @@ static const char *const store_dirs[] = { "packs", "index", "projects", "locks",
 int ps_store_init(const char *location, const struct ps_init_opts *opts, struct ps_error *err)
 {
 	struct ps_backend *be = NULL;
-	struct ps_compression comp = { PS_CODEC_ZSTD, 3 };
+	struct ps_compression comp = { PS_CODEC_ZSTD, 1 };
 	struct ps_chunker ch;
 	struct ps_bstat st;
 	struct ps_buf cfg = PS_BUF_INIT;

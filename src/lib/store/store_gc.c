@@ -48,8 +48,6 @@
 
 #define LIST_MAX ((size_t)1 << 30)
 #define ASIDE_PREFIX ".gc-aside-"
-/* a pack whose mtime is within this of the condemnation counts as new */
-#define MTIME_SLACK_NS (2LL * 1000000000LL)
 
 static const char *const reason_names[] = { "?", "delete", "repack", "unindexed" };
 
@@ -305,8 +303,10 @@ static int settle_aside(struct ps_store *s, const char *aside, const char *path,
 	}
 	if (rc)
 		return rc;
-	if (st.mtime_ns >= condemned_ns - MTIME_SLACK_NS) {
-		/* written after the condemnation: a save published the same pack */
+	if (st.mtime_ns >= condemned_ns) {
+		/* written after the condemnation: a save published the same pack (only
+		 * saves whose lock is younger than the condemnation still run in
+		 * phase 2, so such a pack is newer than it by the lock margin) */
 		rc = s->be->ops->link(s->be, aside, path, err);
 		if (rc == PS_EEXISTS) {
 			ps_error_clear(err);
