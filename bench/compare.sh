@@ -13,7 +13,9 @@
 # repeated to RUNS (3) runs and the median is printed; slower phases are run once.
 #
 # env: BENCH_DIR, RUNS (3), QUICK (30), TOOLS ("projstore restic borg-lz4 borg-zstd tar-zstd"),
-#      VERIFY (1: compare the full restore with the source once per tool), PROJSTORE (binary to use)
+#      VERIFY (1: compare the full restore with the source once per tool), PROJSTORE (binary to use),
+#      PROJSTORE_REV (benchmark a clean export of that commit), NICE (e.g. -10: run the timed commands at
+#      that nice level, to shield them from other work on a shared machine)
 # Prints one table on stdout; progress goes to stderr.
 set -euo pipefail
 export LC_ALL=C
@@ -107,12 +109,13 @@ rm -rf "$W"
 mkdir -p "$W"
 
 # ---------------------------------------------------------------- helpers
-# measure NAME CMD...: runs CMD, appends wall seconds to $W/t.NAME and max RSS (KiB) to $W/m.NAME
+# measure NAME CMD...: runs CMD, appends wall seconds to $W/t.NAME, max RSS (KiB) to $W/m.NAME and
+# CPU seconds (user+sys of CMD and its children) to $W/c.NAME
 measure() {
 	local name=$1 t0 t1 rc=0
 	shift
 	t0=$(date +%s%N)
-	/usr/bin/time -f '%M' -o "$W/.rss" "$@" >"$W/.out" 2>&1 || rc=$?
+	/usr/bin/time -f '%M %U %S' -o "$W/.rss" ${NICE:+nice -n "$NICE"} "$@" >"$W/.out" 2>&1 || rc=$?
 	t1=$(date +%s%N)
 	if ((rc != 0)); then
 		log "FAILED (exit $rc): $*"
@@ -122,9 +125,9 @@ measure() {
 		return 1
 	fi
 	awk -v ns=$((t1 - t0)) 'BEGIN{printf "%.3f\n", ns/1e9}' >>"$W/t.$name"
-	tail -1 "$W/.rss" >>"$W/m.$name"
-	LAST_T=$(tail -1 "$W/t.$name")
-	log "  $name: $LAST_T s, $(tail -1 "$W/.rss") KiB"
+	tail -1 "$W/.rss" | awk '{print $1}' >>"$W/m.$name"
+	tail -1 "$W/.rss" | awk '{printf "%.2f\n", $2 + $3}' >>"$W/c.$name"
+	log "  $name: $(tail -1 "$W/t.$name") s, cpu $(tail -1 "$W/c.$name") s, $(tail -1 "$W/m.$name") KiB"
 }
 median() { sort -g "$1" | awk '{a[NR]=$1} END{if (NR) print a[int((NR+1)/2)]}'; }
 quick() { awk -v t="$1" -v q="$QUICK" 'BEGIN{exit !(t < q)}'; }
@@ -336,6 +339,7 @@ for tool in $TOOLS; do
 	for ph in initial nochange change restore onefile; do
 		RES[$tool.$ph]=$( [ -s "$W/t.$ph" ] && median "$W/t.$ph" || echo NA)
 		RES[$tool.$ph.n]=$( [ -s "$W/t.$ph" ] && wc -l <"$W/t.$ph" || echo 0)
+		RES[$tool.$ph.cpu]=$( [ -s "$W/c.$ph" ] && median "$W/c.$ph" || echo NA)
 	done
 	RES[$tool.rss]=$(median "$W/m.initial")
 	RES[$tool.stored]=$(du -sb "$T/repo" | cut -f1)
@@ -398,6 +402,18 @@ apparent=$(du -sb "$SRC" | cut -f1)
 		done
 		echo
 	done
+	for ph in initial change restore; do
+		case $ph in
+		initial) label="  CPU user+sys initial (s)" ;;
+		change) label="  CPU user+sys change (s)" ;;
+		restore) label="  CPU user+sys restore (s)" ;;
+		esac
+		printf '%-26s' "$label"
+		for t in "${cols[@]}"; do
+			printf ' | %-24s' "$(cell "${RES[$t.$ph.cpu]:-NA}" "${RES[$ref.$ph.cpu]:-}" '%.2f')"
+		done
+		echo
+	done
 	printf '%-26s' "stored size (bytes)"
 	for t in "${cols[@]}"; do printf ' | %-24s' "$(cell "${RES[$t.stored]:-NA}" "${RES[$ref.stored]:-}" '%d')"; done
 	echo
@@ -414,6 +430,8 @@ apparent=$(du -sb "$SRC" | cut -f1)
 	echo "(x) = ratio to restic. stored size = du -sb of the repository after all saves (initial, no-change"
 	echo "saves, change set); tar-zstd keeps one archive (the newest), and its 'saves' are full re-archives."
 	echo "peak RSS of tar-zstd is the larger of tar's and zstd's. borg restores with 'borg extract' (1 thread)."
+	echo "CPU user+sys = median CPU seconds of the same runs (all threads and child processes): less"
+	echo "sensitive than wall time to other load on the machine."
 	if [ -s "$W/problems" ]; then
 		echo
 		echo "PROBLEMS:"
