@@ -27,7 +27,10 @@
  *     binary-searches the first extent overlapping the range, copies from
  *     cached chunks and fills holes with zeros. Reads that follow the
  *     previous one queue the next chunks for background fetcher threads
- *     (started at the first read, so a daemon may fork after open).
+ *     (started at the first read, so a daemon may fork after open). A chunk
+ *     whose every byte has been read is dropped from the cache (the kernel
+ *     has the data in its page cache), so a big sequential read recycles a
+ *     few chunks' memory instead of churning through the whole cache.
  *   - Snapshots. The listing is refreshed when the top directory is looked
  *     up or read, at most every refresh_ms. Objects of a new snapshot are in
  *     an index segment the store loaded before it existed, so when new names
@@ -111,6 +114,7 @@ struct centry {
 	struct ps_tree tree;          /* tree cache */
 	uint8_t *data;                /* chunk cache */
 	size_t len;
+	size_t served;                /* bytes of it copied out by reads */
 	struct centry *hnext;
 	struct centry *prev, *next;   /* LRU list, READY entries only */
 };
@@ -532,13 +536,40 @@ static int cache_get(struct ps_snapfs *fs, struct cache *c, const uint8_t id[32]
 	return PS_OK;
 }
 
+/* Drops a reference. Locked. A chunk all of whose bytes have been served
+ * by reads is dropped at once when no one else uses it: the kernel keeps
+ * what was read in its page cache, and recycling the memory of sequentially
+ * read chunks (instead of filling the whole cache with them first) spares
+ * page faults that cost more than the copy. */
+static void cache_release_locked(struct cache *c, struct centry *e)
+{
+	if (--e->refs)
+		return;
+	if (!c->trees && e->served && e->served >= e->len) {
+		lru_unlink(e);
+		cache_unhash(c, e);
+		c->bytes -= e->cost;
+		centry_free(e);
+	} else if (c->bytes > c->max) {
+		cache_evict(c);
+	}
+}
+
 static void cache_put(struct cache *c, struct centry *e)
 {
 	if (!e)
 		return;
 	pthread_mutex_lock(&c->lock);
-	if (--e->refs == 0 && c->bytes > c->max)
-		cache_evict(c);
+	cache_release_locked(c, e);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Releases a chunk after a read copied n bytes of it. */
+static void chunk_served(struct cache *c, struct centry *e, size_t n)
+{
+	pthread_mutex_lock(&c->lock);
+	e->served += n;
+	cache_release_locked(c, e);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -559,6 +590,8 @@ static int tree_get(struct ps_snapfs *fs, const uint8_t id[32], struct centry **
 
 /* ------------------------------------------------------ background fetch */
 
+static const uint8_t zero_id[32];
+
 static void *fetcher_main(void *arg)
 {
 	struct ps_snapfs *fs = arg;
@@ -574,6 +607,8 @@ static void *fetcher_main(void *arg)
 		memcpy(id, fs->fq[fs->fq_head], 32);
 		fs->fq_head = (fs->fq_head + 1) % FETCH_QUEUE;
 		fs->fq_n--;
+		if (!memcmp(id, zero_id, 32))
+			continue;   /* cancelled: a reader fetched it itself */
 		pthread_mutex_unlock(&fs->fq_lock);
 		/* errors are for the reader to meet and report */
 		if (cache_get(fs, &fs->chunks, id, &e, &hit, NULL) == PS_OK)
@@ -614,6 +649,19 @@ static void fetch_ahead(struct ps_snapfs *fs, const uint8_t id[32])
 			fs->fq_n++;
 			pthread_cond_signal(&fs->fq_cond);
 		}
+	}
+	pthread_mutex_unlock(&fs->fq_lock);
+}
+
+/* A reader had to fetch chunk id itself: a queued fetch of it would load it
+ * again after the reader dropped it, for no one. */
+static void fetch_cancel(struct ps_snapfs *fs, const uint8_t id[32])
+{
+	pthread_mutex_lock(&fs->fq_lock);
+	for (size_t i = 0; i < fs->fq_n; i++) {
+		uint8_t *q = fs->fq[(fs->fq_head + i) % FETCH_QUEUE];
+		if (!memcmp(q, id, 32))
+			memset(q, 0, 32);
 	}
 	pthread_mutex_unlock(&fs->fq_lock);
 }
@@ -1610,6 +1658,7 @@ int ps_snapfs_file_read(struct ps_snapfs_file *f, void *vbuf, size_t len, uint64
 		const struct ps_extent *x;
 		struct centry *c;
 		uint64_t stop;
+		int hit = 1;
 		if (k == f->n || f->ext[k].off >= end) {
 			memset(buf + (pos - off), 0, (size_t)(end - pos));   /* a hole */
 			pos = end;
@@ -1620,7 +1669,9 @@ int ps_snapfs_file_read(struct ps_snapfs_file *f, void *vbuf, size_t len, uint64
 			memset(buf + (pos - off), 0, (size_t)(x->off - pos));
 			pos = x->off;
 		}
-		rc = cache_get(fs, &fs->chunks, x->id, &c, NULL, err);
+		rc = cache_get(fs, &fs->chunks, x->id, &c, &hit, err);
+		if (!rc && !hit && fs->fq_started > 0)
+			fetch_cancel(fs, x->id);
 		if (rc) {
 			ps_err_prefix(err, "'%s'", f->name);
 			break;
@@ -1633,7 +1684,7 @@ int ps_snapfs_file_read(struct ps_snapfs_file *f, void *vbuf, size_t len, uint64
 		}
 		stop = x->off + x->len < end ? x->off + x->len : end;
 		memcpy(buf + (pos - off), c->data + (pos - x->off), (size_t)(stop - pos));
-		cache_put(&fs->chunks, c);
+		chunk_served(&fs->chunks, c, (size_t)(stop - pos));
 		pos = stop;
 		k++;
 	}
