@@ -1641,6 +1641,15 @@ static void read_ahead(struct ps_snapfs_file *f, uint64_t off, uint64_t end, siz
 		fetch_ahead(fs, f->ext[k].id);
 }
 
+/* Whether the chunk of extent k comes again in the next few extents. */
+static int reused_soon(const struct ps_snapfs_file *f, size_t k)
+{
+	for (size_t i = k + 1; i < f->n && i <= k + 16; i++)
+		if (!memcmp(f->ext[i].id, f->ext[k].id, 32))
+			return 1;
+	return 0;
+}
+
 int ps_snapfs_file_read(struct ps_snapfs_file *f, void *vbuf, size_t len, uint64_t off,
 			size_t *got, struct ps_error *err)
 {
@@ -1670,7 +1679,7 @@ int ps_snapfs_file_read(struct ps_snapfs_file *f, void *vbuf, size_t len, uint64
 			pos = x->off;
 		}
 		rc = cache_get(fs, &fs->chunks, x->id, &c, &hit, err);
-		if (!rc && !hit && fs->fq_started > 0)
+		if (!rc && !hit)
 			fetch_cancel(fs, x->id);
 		if (rc) {
 			ps_err_prefix(err, "'%s'", f->name);
@@ -1684,7 +1693,10 @@ int ps_snapfs_file_read(struct ps_snapfs_file *f, void *vbuf, size_t len, uint64
 		}
 		stop = x->off + x->len < end ? x->off + x->len : end;
 		memcpy(buf + (pos - off), c->data + (pos - x->off), (size_t)(stop - pos));
-		chunk_served(&fs->chunks, c, (size_t)(stop - pos));
+		if (reused_soon(f, k))
+			cache_put(&fs->chunks, c);   /* the same chunk again (zeros...) */
+		else
+			chunk_served(&fs->chunks, c, (size_t)(stop - pos));
 		pos = stop;
 		k++;
 	}
