@@ -64,7 +64,7 @@ const struct command ps_commands[] = {
 	  "  --chunk-cache SIZE   decompressed file data kept in memory (default 64M)\n"
 	  "  --readahead N        chunks fetched ahead of sequential reads (default 8, 0 = off)\n"
 	  "  --threads N          FUSE worker threads (default 8)\n"
-	  "Exit: 0 unmounted; 7 no such project; 1 cannot mount.\n" },
+	  "Exit: 0 mounted (with --foreground: unmounted again); 7 no such project; 1 cannot mount.\n" },
 	{ "prune", cmd_prune,
 	  "prune PROJECT|--all [--keep-last N] [--keep-within DURATION] [--keep-15min N] [--keep-hourly N]\n"
 	  "                [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] [--json]",

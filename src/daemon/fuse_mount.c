@@ -147,7 +147,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	conn->want &= ~(unsigned)FUSE_CAP_CACHE_SYMLINKS;   /* "latest" changes */
-	conn->max_readahead = conn->max_readahead > (1u << 20) ? conn->max_readahead : (1u << 20);
+	/* as much kernel read-ahead as it offers (libfuse never raises it);
+	 * the library fetches further ahead on its own */
+	conn->max_readahead = UINT_MAX;
 	conn->time_gran = 1;
 }
 
