@@ -1,8 +1,11 @@
 /*
  * snap_gc.c - garbage collection: free the packs no snapshot needs.
  *
- * Marking.  Every snapshot ref of every project is walked from its root
- * tree; every object reached is marked with one bit per entry of the loaded
+ * Marking.  The snapshot refs of every project are listed first, then the
+ * index is loaded (a save publishes its index segment before its ref, so
+ * whatever a listed snapshot uses is in that index).  Every snapshot is
+ * walked from its root tree; every object reached is marked with one bit per
+ * entry of the loaded
  * index (entries are sorted by id, so an id's entries are adjacent).  A tree
  * already marked is not walked again, so shared subtrees cost one visit.  Of
  * several copies of an object one is marked: preferably in a pack that exists
@@ -285,44 +288,77 @@ static int walk(struct gc_ctx *c, const uint8_t id[32], int depth, struct ps_err
 	return rc;
 }
 
-/* Marks everything every snapshot of every project reaches, then counts
- * per pack. */
-static int mark_all(struct gc_ctx *c, struct ps_error *err)
+struct gc_root {
+	uint8_t root[32];
+	char label[PS_SNAPNAME_MAX + 72];   /* project@name, for messages */
+};
+
+/* The root of every snapshot of every project. Read before the index is
+ * loaded: a save publishes its index segment before its ref, so every
+ * snapshot listed here has its objects in the index loaded after. */
+static int list_roots(struct gc_ctx *c, struct gc_root **out, size_t *nout,
+		      struct ps_error *err)
 {
-	struct ps_store *s = c->s;
 	char **projects = NULL;
-	size_t np = 0;
-	uint64_t nsnaps = 0;
-	int rc = ps_project_list(s, &projects, &np, err);
+	size_t np = 0, n = 0, cap = 0;
+	struct gc_root *v = NULL;
+	int rc = ps_project_list(c->base, &projects, &np, err);
 	if (rc)
 		return rc;
 	c->r->projects = 0;
 	for (size_t i = 0; i < np && !rc; i++) {
-		struct ps_snapshot_info *v = NULL;
-		size_t n = 0;
-		rc = ps_snapshot_list(s, projects[i], &v, &n, err);
+		struct ps_snapshot_info *si = NULL;
+		size_t ns = 0;
+		rc = ps_snapshot_list(c->base, projects[i], &si, &ns, err);
 		if (rc) {
 			ps_err_prefix(err, "gc: project '%s'", projects[i]);
 			break;
 		}
-		if (n)
+		if (ns)
 			c->r->projects++;
-		for (size_t k = 0; k < n && !rc; k++) {
-			char label[160];
-			snprintf(label, sizeof(label), "%s@%s", projects[i], v[k].name);
-			c->snap = label;
-			rc = walk(c, v[k].root, 0, err);
-			nsnaps++;
-			if (c->o->progress)
-				c->o->progress(c->o->cb_ctx, "gc mark", nsnaps, 0, 0, 0);
+		if (n + ns > cap) {
+			size_t nc = (n + ns) * 2 + 16;
+			struct gc_root *nv = ps_realloc(v, nc * sizeof(*v));
+			if (!nv) {
+				rc = ps_err(err, PS_ERROR, "out of memory");
+				ps_free(si);
+				break;
+			}
+			v = nv;
+			cap = nc;
 		}
-		c->snap = NULL;
-		ps_free(v);
+		for (size_t k = 0; k < ns; k++, n++) {
+			memcpy(v[n].root, si[k].root, 32);
+			snprintf(v[n].label, sizeof(v[n].label), "%s@%s", projects[i], si[k].name);
+		}
+		ps_free(si);
 	}
 	ps_strv_free(projects, np);
+	if (rc) {
+		ps_free(v);
+		return rc;
+	}
+	*out = v;
+	*nout = n;
+	return PS_OK;
+}
+
+/* Marks everything the roots reach, then counts per pack. */
+static int mark_all(struct gc_ctx *c, const struct gc_root *roots, size_t nroots,
+		    struct ps_error *err)
+{
+	struct ps_store *s = c->s;
+	int rc = PS_OK;
+	for (size_t k = 0; k < nroots && !rc; k++) {
+		c->snap = roots[k].label;
+		rc = walk(c, roots[k].root, 0, err);
+		if (c->o->progress)
+			c->o->progress(c->o->cb_ctx, "gc mark", k + 1, nroots, 0, 0);
+	}
+	c->snap = NULL;
 	if (rc)
 		return rc;
-	c->r->snapshots = nsnaps;
+	c->r->snapshots = nroots;
 	/* per pack: each object once per pack, live when its marked copy is there */
 	c->r->objects = c->r->live_objects = c->r->stored_bytes = c->r->live_bytes = 0;
 	for (size_t i = 0; i < s->idx_n;) {
@@ -442,12 +478,15 @@ static int condemn(struct gc_ctx *c, const struct ps_condemned *pending, size_t 
 {
 	uint8_t (*cids)[32] = NULL, (*jids)[32] = NULL;
 	uint8_t *reasons = NULL;
-	size_t n = 0, nj = 0;
+	size_t n = 0, nj = 0, nroots = 0;
+	struct gc_root *roots = NULL;
 	double ratio = c->o->max_repack_ratio;
-	int rc = phase_load(c, err);
+	int rc = list_roots(c, &roots, &nroots, err);
 	*t_out = 0;
 	if (!rc)
-		rc = mark_all(c, err);
+		rc = phase_load(c, err);
+	if (!rc)
+		rc = mark_all(c, roots, nroots, err);
 	if (!rc)
 		rc = load_journals(c, &jids, &nj, err);
 	if (rc)
@@ -497,6 +536,7 @@ static int condemn(struct gc_ctx *c, const struct ps_condemned *pending, size_t 
 	else
 		note(c, "condemned %zu packs (gc/%s)", n, name);
 done:
+	ps_free(roots);
 	ps_free(cids);
 	ps_free(reasons);
 	ps_free(jids);
@@ -823,14 +863,20 @@ static int collect(struct gc_ctx *c, const struct ps_condemned *l, size_t nl, st
 	size_t nce = 0;
 	struct copier cp;
 	struct seg_list segs = { 0 };
+	struct gc_root *roots = NULL;
+	size_t nroots = 0;
 	double ratio = c->o->max_repack_ratio;
 	int rc;
 
 	memset(&cp, 0, sizeof(cp));
 	cp.c = c;
-	rc = phase_load(c, err);
+	rc = list_roots(c, &roots, &nroots, err);
 	if (!rc)
-		rc = mark_all(c, err);
+		rc = phase_load(c, err);
+	if (!rc)
+		rc = mark_all(c, roots, nroots, err);
+	ps_free(roots);
+	roots = NULL;
 	if (!rc)
 		rc = load_journals(c, &jids, &nj, err);
 	if (rc)

@@ -370,10 +370,11 @@ static int remove_refs(struct ps_store *s, const char *project, const struct ps_
 		       size_t n, struct ps_error *err)
 {
 	char path[PATH_MAX];
-	int rc = PS_OK;
+	int rc = PS_OK, any = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (it[i].reasons)
 			continue;
+		any = 1;
 		snprintf(path, sizeof(path), "projects/%s/snaps/%s.snap", project, it[i].info.name);
 		rc = s->be->ops->unlink(s->be, path, err);
 		if (rc == PS_ENOTFOUND) {
@@ -382,7 +383,7 @@ static int remove_refs(struct ps_store *s, const char *project, const struct ps_
 		}
 	}
 	snprintf(path, sizeof(path), "projects/%s/snaps", project);
-	if (!rc)
+	if (!rc && any)
 		rc = s->be->ops->fsync_dir(s->be, path, err);
 	return rc;
 }
