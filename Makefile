@@ -40,7 +40,8 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 .PHONY: all clean test unit e2e tools fuzz check demo
 # end-to-end tests that also run under the sanitizers (the core ones)
 SAN_E2E  := tests/e2e/t0000-basic.sh tests/e2e/t0010-fidelity.sh tests/e2e/t0020-snapshots-browse.sh \
-            tests/e2e/t0030-dedup-stats-quota.sh tests/e2e/t0050-concurrency-locks.sh tests/e2e/t0070-corruption.sh
+            tests/e2e/t0030-dedup-stats-quota.sh tests/e2e/t0050-concurrency-locks.sh tests/e2e/t0070-corruption.sh \
+            tests/e2e/t0200-mount.sh
 all: $(BUILD)/projstore $(BUILD)/libprojstore.a tools
 
 $(BUILD)/obj/%.o: %.c
