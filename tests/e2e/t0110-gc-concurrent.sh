@@ -32,8 +32,8 @@ saver () {
 		fi || { echo "$p: cannot change the tree" >>errors; return; }
 		refill "t-$p/f$(((f + 1) % NFILES))"
 		echo "$n" >"t-$p/counter.new" && mv -f "t-$p/counter.new" "t-$p/counter"
-		if ! name=$("$PROJSTORE" save "$p" "t-$p" --lock-timeout 60 --json 2>>"saver-$p.err" |
-			    jq -r .snapshot.name); then
+		if ! "$PROJSTORE" save "$p" "t-$p" --lock-timeout 60 --json >"save-$p.json" \
+			2>>"saver-$p.err" || ! name=$(jq -er .snapshot.name "save-$p.json"); then
 			echo "$p: save $n failed" >>errors
 			continue
 		fi

@@ -456,7 +456,8 @@ static int load_journals(struct gc_ctx *c, uint8_t (**ids)[32], size_t *n, struc
 		ps_free(j.ids);
 		return rc;
 	}
-	qsort(j.ids, j.n, 32, id_cmp);
+	if (j.n)
+		qsort(j.ids, j.n, 32, id_cmp);
 	*ids = j.ids;
 	*n = j.n;
 	return PS_OK;
@@ -517,7 +518,7 @@ static int condemn(struct gc_ctx *c, const struct ps_condemned *pending, size_t 
 	for (size_t i = 0; i < c->nunindexed; i++) {
 		char path[PATH_MAX];
 		struct ps_bstat st;
-		if (bsearch(c->unindexed[i], jids, nj, 32, id_cmp) ||
+		if ((nj && bsearch(c->unindexed[i], jids, nj, 32, id_cmp)) ||
 		    in_lists(c->unindexed[i], pending, npending))
 			continue;
 		memcpy(cids[n], c->unindexed[i], 32);
@@ -913,7 +914,7 @@ static int collect(struct gc_ctx *c, const struct ps_condemned *l, size_t nl, st
 			int in_dir = bsearch(rt[i].id, c->unindexed, c->nunindexed, 32, id_cmp) != NULL;
 			if (!in_dir)
 				rt[i].action = ACT_NONE;     /* gone already */
-			else if (bsearch(rt[i].id, jids, nj, 32, id_cmp))
+			else if (nj && bsearch(rt[i].id, jids, nj, 32, id_cmp))
 				rt[i].action = ACT_KEEP;     /* a writer claims it */
 			else
 				rt[i].action = ACT_DELETE;
