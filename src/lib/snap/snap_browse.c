@@ -167,6 +167,15 @@ static int report_all(struct diff_ctx *d, int kind, const uint8_t tree[32], cons
 	return kind == PS_DIFF_ADDED ? diff_trees(d, NULL, tree, prefix) : diff_trees(d, tree, NULL, prefix);
 }
 
+/* nesting depth of prefix, to refuse crafted trees deeper than PS_MAX_DEPTH */
+static int path_depth(const char *p)
+{
+	int n = *p ? 1 : 0;
+	for (; *p; p++)
+		n += *p == '/';
+	return n;
+}
+
 static char *child_path(const char *prefix, const struct ps_tentry *e)
 {
 	size_t pl = strlen(prefix);
@@ -202,6 +211,8 @@ static int diff_trees(struct diff_ctx *d, const uint8_t *a, const uint8_t *b, co
 	int rc = PS_OK;
 	if (a && b && !memcmp(a, b, 32))
 		return PS_OK;
+	if (path_depth(prefix) > PS_MAX_DEPTH)
+		return ps_err(d->err, PS_ECORRUPT, "directory nesting deeper than %d", PS_MAX_DEPTH);
 	if (a && (rc = ps_tree_load(d->s, a, &ta, d->err)))
 		return rc;
 	if (b && (rc = ps_tree_load(d->s, b, &tb, d->err))) {

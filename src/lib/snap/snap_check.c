@@ -219,14 +219,16 @@ static void file_damaged(struct check_ctx *c, const char *path, const char *what
 	problem(c, path, "snapshot %s: %s", c->snap, what);
 }
 
-/* Returns 1 if the tree (or anything below) is damaged. */
+/* Returns 1 if the tree (or anything below) is damaged. Paths are built on
+ * the heap: a snapshot may be thousands of directories deep. */
 static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *prefix, int depth)
 {
 	struct ps_tree t;
 	struct ps_error e;
 	uint8_t *flag;
 	int bad = 0, rc;
-	char path[PATH_MAX];
+	size_t pl = strlen(prefix);
+	char *path = NULL;
 
 	flag = ps_idset_get(&c->trees, id);
 	if (flag) {
@@ -253,10 +255,19 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 	c->r->trees++;
 	for (size_t i = 0; i < t.n; i++) {
 		const struct ps_tentry *en = &t.ents[i];
-		snprintf(path, sizeof(path), "%s%s%.*s", prefix, prefix[0] ? "/" : "", (int)en->name_len,
-			 (const char *)en->name);
+		char *np = ps_realloc(path, pl + en->name_len + 2);
+		if (!np) {
+			problem(c, prefix, "out of memory");
+			bad = 1;
+			break;
+		}
+		path = np;
+		memcpy(path, prefix, pl);
+		path[pl] = '/';
+		memcpy(path + (pl ? pl + 1 : 0), en->name, en->name_len);
+		path[(pl ? pl + 1 : 0) + en->name_len] = 0;
 		if (en->type == PS_T_DIR) {
-			if (depth > 4096) {
+			if (depth >= PS_MAX_DEPTH) {
 				file_damaged(c, path, "directory nesting too deep");
 				bad = 1;
 				continue;
@@ -266,7 +277,7 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 			for (size_t k = 0; k < en->nextents; k++) {
 				const uint8_t *cid = en->extents[k].id;
 				char hex[65];
-				if (!ps_store_locate(c->s, cid, NULL)) {
+				if (!ps_store_has(c->s, cid, NULL)) {
 					char what[128];
 					ps_hex_encode(cid, 32, hex);
 					snprintf(what, sizeof(what), "chunk %s is missing", hex);
@@ -294,10 +305,22 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 			}
 		}
 	}
+	ps_free(path);
 	ps_tree_release(&t);
 	if (ps_idset_add(&c->trees, id) >= 0)
 		*ps_idset_get(&c->trees, id) |= bad ? TREE_BAD : TREE_OK;
 	return bad;
+}
+
+struct walk_arg {
+	struct check_ctx *c;
+	uint8_t root[32];
+};
+
+static void walk_thunk(void *v)
+{
+	struct walk_arg *a = v;
+	walk_tree(a->c, a->root, "", 0);
 }
 
 static void bad_ref(void *vctx, const char *path, const char *msg)
@@ -316,6 +339,7 @@ static int check_project(struct check_ctx *c, const char *project, struct ps_err
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		char label[160];
+		struct walk_arg wa;
 		struct ps_snapshot_info own;
 		struct ps_error re;
 		snprintf(label, sizeof(label), "%s@%s", project, v[i].name);
@@ -326,7 +350,9 @@ static int check_project(struct check_ctx *c, const char *project, struct ps_err
 		}
 		c->snap = label;
 		c->snap_bad = 0;
-		walk_tree(c, v[i].root, "", 0);
+		wa.c = c;
+		memcpy(wa.root, v[i].root, 32);
+		ps_run_big_stack(walk_thunk, &wa, (size_t)256 << 20);
 		c->r->snapshots++;
 		if (c->snap_bad)
 			c->r->damaged_snapshots++;
@@ -389,7 +415,7 @@ struct stat_walk {
 	int count_trees;
 };
 
-static int stat_tree(struct stat_walk *w, const uint8_t id[32], struct ps_error *err)
+static int stat_tree(struct stat_walk *w, const uint8_t id[32], int depth, struct ps_error *err)
 {
 	struct ps_tree t;
 	struct ps_obj_info info;
@@ -398,6 +424,8 @@ static int stat_tree(struct stat_walk *w, const uint8_t id[32], struct ps_error 
 		return ps_err(err, PS_ERROR, "out of memory");
 	if (r == 0)
 		return PS_OK;   /* a subtree already counted */
+	if (depth > PS_MAX_DEPTH)
+		return ps_err(err, PS_ECORRUPT, "directory nesting deeper than %d", PS_MAX_DEPTH);
 	if (w->count_trees && ps_store_locate(w->s, id, &info))
 		w->stored += info.stored_len;
 	rc = ps_tree_load(w->s, id, &t, err);
@@ -406,7 +434,7 @@ static int stat_tree(struct stat_walk *w, const uint8_t id[32], struct ps_error 
 	for (size_t i = 0; i < t.n && !rc; i++) {
 		const struct ps_tentry *e = &t.ents[i];
 		if (e->type == PS_T_DIR) {
-			rc = stat_tree(w, e->subtree, err);
+			rc = stat_tree(w, e->subtree, depth + 1, err);
 		} else if (e->type == PS_T_REG) {
 			for (size_t k = 0; k < e->nextents; k++) {
 				int a = ps_idset_add(&w->seen, e->extents[k].id);
@@ -446,11 +474,11 @@ static int project_stats(struct ps_store *s, const char *project, struct ps_stat
 		const struct ps_snapshot_info *l = &v[n - 1];
 		out->files += l->files;
 		out->logical_bytes += l->logical_bytes;
-		rc = stat_tree(&latest, l->root, err);
+		rc = stat_tree(&latest, l->root, 0, err);
 		if (!rc && global)
-			rc = stat_tree(global, l->root, err);
+			rc = stat_tree(global, l->root, 0, err);
 		for (size_t i = 0; i < n && !rc && !global; i++)
-			rc = stat_tree(&all, v[i].root, err);
+			rc = stat_tree(&all, v[i].root, 0, err);
 		out->unique_raw_bytes += latest.raw;
 		out->unique_stored_bytes += latest.stored;
 		out->chunks += latest.chunks;

@@ -1140,7 +1140,8 @@ int ps_gc(struct ps_store *store, const struct ps_gc_opts *opts, struct ps_gc_re
 		ps_condemned_free(pending, npending);
 		return rc;
 	}
-	rc = ps_lock_acquire(store, PS_GC_LOCK, 0, GC_LOCK_TTL, &c.lock, err);
+	/* (index compaction holds it for moments: wait a little) */
+	rc = ps_lock_acquire(store, PS_GC_LOCK, 10, GC_LOCK_TTL, &c.lock, err);
 	if (rc == PS_ELOCKED)
 		return ps_err(err, PS_ELOCKED, "another gc is running on this store (%s)",
 			      err ? err->msg : "");

@@ -9,6 +9,10 @@
 
 /* ---- trees (snap_tree.c) ---- */
 
+/* Deepest directory nesting saved, restored or walked; deeper trees are
+ * refused (a crafted snapshot must not exhaust the stack). */
+#define PS_MAX_DEPTH 4096
+
 struct ps_extent {
 	uint64_t off;         /* offset in the file */
 	uint32_t len;         /* bytes of data (the chunk's raw length) */

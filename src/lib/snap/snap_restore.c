@@ -49,6 +49,7 @@ struct rnode {
 	uint8_t *meta_xattrs;
 	int pending;                /* atomic */
 	int apply_meta;
+	int depth;
 };
 
 struct rjob {
@@ -367,6 +368,12 @@ static void create_entry(struct restore_ctx *c, struct rnode *d, size_t idx, con
 	case PS_T_DIR: {
 		struct rnode *sub;
 		int fd;
+		if (d->depth >= PS_MAX_DEPTH) {
+			struct ps_error err;
+			ps_err(&err, PS_ECORRUPT, "'%s': directory nesting deeper than %d", rel, PS_MAX_DEPTH);
+			rfail(c, &err);
+			break;
+		}
 		if (mkdirat(d->dfd, name, 0700)) {
 			rfail_sys(c, "create directory", rel);
 			break;
@@ -381,12 +388,15 @@ static void create_entry(struct restore_ctx *c, struct rnode *d, size_t idx, con
 			close(fd);
 			break;
 		}
+		/* bound the open directories by letting queued files drain first
+		 * (ancestors stay open: deep trees hold one descriptor per level) */
 		pthread_mutex_lock(&c->lock);
-		while (c->open_dirs >= MAX_OPEN_DIRS && !c->failed)
+		while (c->open_dirs >= MAX_OPEN_DIRS && c->qlen && !c->failed)
 			pthread_cond_wait(&c->cond, &c->lock);
 		c->open_dirs++;
 		pthread_mutex_unlock(&c->lock);
 		sub->parent = d;
+		sub->depth = d->depth + 1;
 		sub->dfd = fd;
 		sub->path = rel;
 		rel = NULL;
@@ -504,6 +514,17 @@ static void rwalk(struct restore_ctx *c, struct rnode *d)
 	rnode_release(c, d);
 }
 
+struct rwalk_arg {
+	struct restore_ctx *c;
+	struct rnode *d;
+};
+
+static void rwalk_thunk(void *v)
+{
+	struct rwalk_arg *a = v;
+	rwalk(a->c, a->d);
+}
+
 /* ------------------------------------------------------------ removal */
 
 /* Removes everything inside directory fd (never following symlinks). */
@@ -567,7 +588,12 @@ static int run_restore(struct restore_ctx *c, struct rnode *root, int nthreads)
 		/* run the jobs on this thread */
 	}
 	c->open_dirs = 1;
-	rwalk(c, root);
+	{
+		/* the walk recurses once per directory level: give it room for
+		 * PS_MAX_DEPTH levels */
+		struct rwalk_arg wa = { c, root };
+		ps_run_big_stack(rwalk_thunk, &wa, (size_t)256 << 20);
+	}
 	pthread_mutex_lock(&c->lock);
 	while (!c->root_done) {
 		struct timespec ts;
@@ -958,6 +984,7 @@ int ps_restore(struct ps_store *s, const char *project, const char *snapshot, co
 	c->s = s;
 	c->o = opts;
 	c->is_root_user = geteuid() == 0;
+	ps_raise_nofile();
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	nthreads = opts->threads > 0 ? opts->threads : ps_ncpus();

@@ -55,7 +55,6 @@
 #include <unistd.h>
 
 #define MAX_OPEN_DIRS 256
-#define MAX_DEPTH 4096
 #define LOCK_TTL 600.0
 #define SEG_SIZE (64ull << 20)
 
@@ -970,7 +969,7 @@ static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i)
 				__atomic_store_n(&d->all_hit, 0, __ATOMIC_RELAXED);
 			goto done;
 		}
-		if (d->depth >= MAX_DEPTH) {
+		if (d->depth >= PS_MAX_DEPTH) {
 			soft_error(c, d, e, rel, "directory nesting too deep");
 			goto done;
 		}
@@ -1153,15 +1152,6 @@ static void report(struct save_ctx *c)
 			       __atomic_load_n(&c->bytes_total, __ATOMIC_RELAXED));
 }
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max && rl.rlim_cur < 65536) {
-		rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 int ps_save(struct ps_store *s, const char *project, const char *dir,
 	    const struct ps_save_opts *opts, struct ps_snapshot_info *out, struct ps_error *err)
 {
@@ -1207,7 +1197,7 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->warn_lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
-	raise_nofile();
+	ps_raise_nofile();
 
 	rc = ps_lock_acquire(s, project, opts->lock_timeout, LOCK_TTL, &lock, err);
 	if (rc)

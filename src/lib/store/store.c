@@ -496,7 +496,9 @@ int ps_store_load_index(struct ps_store *s, struct ps_error *err)
 		rc = ps_err(err, PS_ERROR, "out of memory");
 		goto done;
 	}
-	qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
+	if (s->idx_n)
+		if (s->idx_n)
+			qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
 	s->segments = l.v;
 	s->nsegments = l.n;
 	l.v = NULL;
@@ -690,12 +692,48 @@ static int finish_pack_locked(struct ps_store *s, struct ps_error *err)
 	return journal_pack(s, pid, err);
 }
 
+/* A per-thread compression buffer, freed when the thread exits. */
+static pthread_key_t cbuf_key;
+static pthread_once_t cbuf_once = PTHREAD_ONCE_INIT;
+static __thread struct { uint8_t *p; size_t cap; } *tl_cbuf;
+
+static void cbuf_destroy(void *v)
+{
+	struct { uint8_t *p; size_t cap; } *b = v;
+	free(b->p);
+	free(b);
+}
+
+static void cbuf_key_init(void) { pthread_key_create(&cbuf_key, cbuf_destroy); }
+
+static int compress_buf(size_t need, uint8_t **out, size_t *cap)
+{
+	if (!tl_cbuf) {
+		pthread_once(&cbuf_once, cbuf_key_init);
+		tl_cbuf = calloc(1, sizeof(*tl_cbuf));
+		if (!tl_cbuf)
+			return -1;
+		pthread_setspecific(cbuf_key, tl_cbuf);
+	}
+	if (need > tl_cbuf->cap) {
+		uint8_t *p = malloc(need);
+		if (!p)
+			return -1;
+		free(tl_cbuf->p);
+		tl_cbuf->p = p;
+		tl_cbuf->cap = need;
+	}
+	*out = tl_cbuf->p;
+	*cap = tl_cbuf->cap;
+	return 0;
+}
+
 int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
 		 const uint8_t *given_id, const struct ps_compression *comp, uint8_t out_id[32],
 		 int *added, struct ps_error *err)
 {
-	static __thread uint8_t *cbuf;
-	static __thread size_t ccap;
+	uint8_t *cbuf;
+	size_t ccap;
 	uint8_t id[32];
 	struct pend_ent *pe;
 	size_t need, clen;
@@ -723,13 +761,8 @@ int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
 		return ps_err(err, PS_ERROR, "out of memory");
 
 	need = ps_compress_bound(len);
-	if (need > ccap) {
-		free(cbuf);
-		cbuf = malloc(need);
-		ccap = cbuf ? need : 0;
-		if (!cbuf)
-			return ps_err(err, PS_ERROR, "out of memory");
-	}
+	if (compress_buf(need, &cbuf, &ccap))
+		return ps_err(err, PS_ERROR, "out of memory");
 	clen = ps_compress(comp ? comp : &s->compression, data, len, cbuf, ccap, &codec);
 	if (!clen && len)
 		return ps_err(err, PS_ERROR, "compression failed");

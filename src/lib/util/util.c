@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -474,6 +475,46 @@ int ps_ncpus(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+struct big_stack_call {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void *big_stack_main(void *v)
+{
+	struct big_stack_call *c = v;
+	c->fn(c->arg);
+	return NULL;
+}
+
+void ps_run_big_stack(void (*fn)(void *), void *arg, size_t stack)
+{
+	struct big_stack_call c = { fn, arg };
+	pthread_attr_t attr;
+	pthread_t t;
+	if (pthread_attr_init(&attr)) {
+		fn(arg);
+		return;
+	}
+	pthread_attr_setstacksize(&attr, stack);
+	if (pthread_create(&t, &attr, big_stack_main, &c)) {
+		pthread_attr_destroy(&attr);
+		fn(arg);
+		return;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_join(t, NULL);
+}
+
+void ps_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max && rl.rlim_cur < 65536) {
+		rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 int ps_random_bytes(void *buf, size_t n)

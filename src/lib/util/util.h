@@ -121,6 +121,13 @@ const char *ps_hostname(void);  /* borrowed, cached */
 const char *ps_boot_id(void);   /* borrowed, cached; "" if unknown */
 int ps_ncpus(void);
 int ps_random_bytes(void *buf, size_t n);
+/* Runs fn(arg) on a thread with a stack of `stack` bytes and waits for it:
+ * recursive walks of trees thousands of directories deep need more than the
+ * default 8 MiB. Runs fn on the calling thread if no thread can be made. */
+void ps_run_big_stack(void (*fn)(void *), void *arg, size_t stack);
+/* Raises the soft limit of open files (up to 65536): deep trees keep one
+ * directory descriptor per level open. */
+void ps_raise_nofile(void);
 
 /* ---- local file helpers (for the host side, not the store backend) ---- */
 
