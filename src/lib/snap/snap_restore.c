@@ -370,7 +370,8 @@ static void create_entry(struct restore_ctx *c, struct rnode *d, size_t idx, con
 		int fd;
 		if (d->depth >= PS_MAX_DEPTH) {
 			struct ps_error err;
-			ps_err(&err, PS_ECORRUPT, "'%s': directory nesting deeper than %d", rel, PS_MAX_DEPTH);
+			ps_err(&err, PS_ECORRUPT, "directory nesting deeper than %d levels ('%.60s...')",
+			       PS_MAX_DEPTH, rel);
 			rfail(c, &err);
 			break;
 		}
