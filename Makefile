@@ -80,7 +80,7 @@ test: unit e2e
 
 # everything the CI runs: plain build + all tests, then the sanitizer pass
 check:
-	$(MAKE) all unit e2e fuzz-replay
+	$(MAKE) all unit e2e $(if $(wildcard fuzz/fuzz.mk),fuzz-replay)
 	$(MAKE) SANITIZE=1 all unit
 	PROJSTORE_BIN=$(CURDIR)/build-asan/projstore PS_TOOLS=$(CURDIR)/build/tools \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
