@@ -192,6 +192,28 @@ static void rnode_release(struct restore_ctx *c, struct rnode *d)
 
 /* ------------------------------------------------------------ files */
 
+/* pwrite that retries short writes; a short write is followed by the error
+ * that caused it (ENOSPC, EDQUOT, EIO). */
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
 static int write_file(struct restore_ctx *c, int fd, const struct ps_tentry *e, const char *rel)
 {
 	for (size_t k = 0; k < e->nextents && !rfailed(c); k++) {
@@ -210,10 +232,8 @@ static int write_file(struct restore_ctx *c, int fd, const struct ps_tentry *e, 
 			rfail(c, &err);
 			return -1;
 		}
-		if (pwrite(fd, data, len, (off_t)x->off) != (ssize_t)len) {
+		if (pwrite_all(fd, data, len, x->off)) {
 			ps_free(data);
-			if (errno == 0)
-				errno = EIO;
 			rfail_sys(c, "write", rel);
 			return -1;
 		}
