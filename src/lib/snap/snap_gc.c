@@ -62,7 +62,6 @@
 #define WAIT_SAVES_MAX_NS (600LL * NS)
 #define GC_LOCK_TTL 600.0
 #define SEG_HDR 24
-#define MAX_DEPTH 4096
 
 enum { ACT_NONE = 0, ACT_DELETE, ACT_REPACK, ACT_KEEP, ACT_GONE };
 
@@ -268,7 +267,7 @@ static int walk(struct gc_ctx *c, const uint8_t id[32], int depth, struct ps_err
 		return missing(c, id, "tree", err);
 	if (already)
 		return PS_OK;
-	if (depth > MAX_DEPTH)
+	if (depth > PS_MAX_DEPTH)
 		return ps_err(err, PS_ECORRUPT, "snapshot %s: directories nested too deep", c->snap);
 	rc = ps_tree_load(c->s, id, &t, err);
 	if (rc)
