@@ -36,6 +36,10 @@ REPLAY_BINS  := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
 
 fuzz: $(FUZZ_BINS)
 
+# the objects are prerequisites of a pattern rule only: keep make from
+# deleting them as intermediate files after every link
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
 # library objects for the fuzzers: clang, instrumented for coverage but not
 # linked with libFuzzer's main
 $(FUZZ_BUILD)/obj/%.o: %.c
