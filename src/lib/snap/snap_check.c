@@ -277,7 +277,9 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 			for (size_t k = 0; k < en->nextents; k++) {
 				const uint8_t *cid = en->extents[k].id;
 				char hex[65];
-				if (!ps_store_has(c->s, cid, NULL)) {
+				/* the reader's view: an object in a pack gc has condemned
+				 * is there until gc retires it (ps_store_has leaves it out) */
+				if (!ps_store_locate(c->s, cid, NULL)) {
 					char what[128];
 					ps_hex_encode(cid, 32, hex);
 					snprintf(what, sizeof(what), "chunk %s is missing", hex);
