@@ -122,7 +122,7 @@ static int pack_cmp(const void *a, const void *b)
 
 static struct gc_pack *find_pack(struct gc_ctx *c, const uint8_t id[32])
 {
-	return bsearch(id, c->packs, c->npacks, sizeof(*c->packs), pack_cmp);
+	return ps_bsearch(id, c->packs, c->npacks, sizeof(*c->packs), pack_cmp);
 }
 
 static void phase_release(struct gc_ctx *c)
@@ -183,7 +183,7 @@ static int phase_load(struct gc_ctx *c, struct ps_error *err)
 		ni[p].id = s->packs[p];
 		ni[p].num = (uint32_t)p;
 	}
-	qsort(ni, s->npacks, sizeof(*ni), num_id_cmp);
+	ps_qsort(ni, s->npacks, sizeof(*ni), num_id_cmp);
 	for (size_t p = 0; p < s->npacks; p++) {
 		if (!c->npacks || memcmp(c->packs[c->npacks - 1].id, ni[p].id, 32))
 			memcpy(c->packs[c->npacks++].id, ni[p].id, 32);
@@ -206,7 +206,7 @@ static int phase_load(struct gc_ctx *c, struct ps_error *err)
 		else
 			memcpy(c->unindexed[c->nunindexed++], files[i], 32);
 	}
-	qsort(c->unindexed, c->nunindexed, 32, id_cmp);
+	ps_qsort(c->unindexed, c->nunindexed, 32, id_cmp);
 done:
 	ps_free(files);
 	ps_free(ni);
@@ -456,7 +456,7 @@ static int load_journals(struct gc_ctx *c, uint8_t (**ids)[32], size_t *n, struc
 		return rc;
 	}
 	if (j.n)
-		qsort(j.ids, j.n, 32, id_cmp);
+		ps_qsort(j.ids, j.n, 32, id_cmp);
 	*ids = j.ids;
 	*n = j.n;
 	return PS_OK;
@@ -517,7 +517,7 @@ static int condemn(struct gc_ctx *c, const struct ps_condemned *pending, size_t 
 	for (size_t i = 0; i < c->nunindexed; i++) {
 		char path[PATH_MAX];
 		struct ps_bstat st;
-		if ((nj && bsearch(c->unindexed[i], jids, nj, 32, id_cmp)) ||
+		if ((nj && ps_bsearch(c->unindexed[i], jids, nj, 32, id_cmp)) ||
 		    in_lists(c->unindexed[i], pending, npending))
 			continue;
 		memcpy(cids[n], c->unindexed[i], 32);
@@ -754,7 +754,7 @@ static int filter_segment(struct gc_ctx *c, const char *name, uint8_t (*gone)[32
 	wp = 0;
 	for (size_t i = 0; i < np; i++) {
 		const uint8_t *id = buf + SEG_HDR + 32 * i;
-		if (bsearch(id, gone, ngone, 32, id_cmp)) {
+		if (ps_bsearch(id, gone, ngone, 32, id_cmp)) {
 			remap[i] = UINT32_MAX;
 			any = 1;
 			continue;
@@ -894,7 +894,7 @@ static int collect(struct gc_ctx *c, const struct ps_condemned *l, size_t nl, st
 			memcpy(rt[nrt].id, l[i].packs[k], 32);
 			rt[nrt++].t = l[i].time_ns;
 		}
-	qsort(rt, nrt, sizeof(*rt), retire_cmp);
+	ps_qsort(rt, nrt, sizeof(*rt), retire_cmp);
 	{
 		size_t w = 0;   /* one entry per pack, the earliest condemnation */
 		for (size_t i = 0; i < nrt; i++) {
@@ -910,10 +910,10 @@ static int collect(struct gc_ctx *c, const struct ps_condemned *l, size_t nl, st
 	for (size_t i = 0; i < nrt; i++) {
 		struct gc_pack *p = find_pack(c, rt[i].id);
 		if (!p) {
-			int in_dir = bsearch(rt[i].id, c->unindexed, c->nunindexed, 32, id_cmp) != NULL;
+			int in_dir = ps_bsearch(rt[i].id, c->unindexed, c->nunindexed, 32, id_cmp) != NULL;
 			if (!in_dir)
 				rt[i].action = ACT_NONE;     /* gone already */
-			else if (nj && bsearch(rt[i].id, jids, nj, 32, id_cmp))
+			else if (nj && ps_bsearch(rt[i].id, jids, nj, 32, id_cmp))
 				rt[i].action = ACT_KEEP;     /* a writer claims it */
 			else
 				rt[i].action = ACT_DELETE;
@@ -950,7 +950,7 @@ static int collect(struct gc_ctx *c, const struct ps_condemned *l, size_t nl, st
 			nce++;
 		}
 	}
-	qsort(ce, nce, sizeof(*ce), copy_cmp);
+	ps_qsort(ce, nce, sizeof(*ce), copy_cmp);
 	for (size_t i = 0, done_packs = 0; i < nce;) {
 		size_t j = i;
 		struct gc_pack *p = &c->packs[ce[i].slot];
@@ -1018,7 +1018,7 @@ static int collect(struct gc_ctx *c, const struct ps_condemned *l, size_t nl, st
 		}
 		memcpy(gone[ngone++], rt[i].id, 32);
 	}
-	qsort(gone, ngone, 32, id_cmp);
+	ps_qsort(gone, ngone, 32, id_cmp);
 	for (size_t i = 0; i < segs.n && ngone; i++) {
 		int changed;
 		rc = filter_segment(c, segs.v[i], gone, ngone, &changed, err);
@@ -1151,6 +1151,7 @@ int ps_gc(struct ps_store *store, const struct ps_gc_opts *opts, struct ps_gc_re
 	 * indexed; half-done retirements of a killed gc are settled */
 	ps_store_clean_tmp(store, "tmp", NULL, NULL);
 	ps_store_clean_tmp(store, "locks", NULL, NULL);
+	ps_store_clean_tmp(store, PS_GC_DIR, NULL, NULL);
 	rc = ps_pack_retire_recover(store, err);
 	/* lists of earlier runs whose time has come */
 	if (!rc)

@@ -326,7 +326,7 @@ int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snaps
 	}
 	if (rc)
 		return rc < 0 ? rc : ps_err(err, PS_ERROR, "out of memory");
-	qsort(names.v, names.n, sizeof(*names.v), name_cmp);
+	ps_qsort(names.v, names.n, sizeof(*names.v), name_cmp);
 	cap = names.n + 1;
 	v = ps_calloc(cap, sizeof(*v));
 	if (!v) {
@@ -346,7 +346,7 @@ int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snaps
 			}
 			off += used;
 			if (strcmp(si.project, project) ||
-			    !bsearch(si.name, names.v, names.n, sizeof(*names.v), name_cmp)) {
+			    !ps_bsearch(si.name, names.v, names.n, sizeof(*names.v), name_cmp)) {
 				dirty = 1;
 				continue;
 			}
@@ -361,7 +361,7 @@ int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snaps
 	}
 	/* refs missing from the list */
 	if (n < names.n) {
-		qsort(v, n, sizeof(*v), info_cmp);
+		ps_qsort(v, n, sizeof(*v), info_cmp);
 		for (size_t i = 0; i < names.n; i++) {
 			int found = 0;
 			for (size_t k = 0; k < n && !found; k++)
@@ -382,7 +382,7 @@ int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snaps
 			dirty = 1;
 		}
 	}
-	qsort(v, n, sizeof(*v), info_cmp);
+	ps_qsort(v, n, sizeof(*v), info_cmp);
 	if (dirty)
 		write_list(s, project, v, n, NULL);   /* best effort: the refs are the truth */
 	*out = v;
@@ -514,7 +514,7 @@ int ps_project_list(struct ps_store *s, char ***out, size_t *n, struct ps_error 
 		ps_strv_free(l.v, l.n);
 		return rc < 0 ? rc : ps_err(err, PS_ERROR, "out of memory");
 	}
-	qsort(l.v, l.n, sizeof(*l.v), str_cmp);
+	ps_qsort(l.v, l.n, sizeof(*l.v), str_cmp);
 	*out = l.v;
 	*n = l.n;
 	return PS_OK;

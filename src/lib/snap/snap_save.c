@@ -810,7 +810,7 @@ static int list_dir(int dfd, struct namev *out)
 		return -e;
 	}
 	closedir(dir);
-	qsort(out->v, out->n, sizeof(*out->v), name_sort);
+	ps_qsort(out->v, out->n, sizeof(*out->v), name_sort);
 	return 0;
 }
 

@@ -400,7 +400,7 @@ static int flag_condemned(struct ps_store *s, uint8_t (*cids)[32], size_t ncids)
 		return -1;
 	priv->ncondemned = s->npacks;
 	for (size_t p = 0; p < s->npacks; p++)
-		if (bsearch(s->packs[p], cids, ncids, 32, id32_cmp))
+		if (ps_bsearch(s->packs[p], cids, ncids, 32, id32_cmp))
 			priv->condemned[p] = 1;
 	return 0;
 }
@@ -440,7 +440,7 @@ static int load_condemned_ids(struct ps_store *s, uint8_t (**out)[32], size_t *n
 		for (size_t j = 0; j < cl[i].npacks; j++)
 			memcpy(ids[k++], cl[i].packs[j], 32);
 	ps_condemned_free(cl, ncl);
-	qsort(ids, total, 32, id32_cmp);
+	ps_qsort(ids, total, 32, id32_cmp);
 	*out = ids;
 	*nout = total;
 	return PS_OK;
@@ -498,7 +498,7 @@ int ps_store_load_index(struct ps_store *s, struct ps_error *err)
 	}
 	if (s->idx_n)
 		if (s->idx_n)
-			qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
+			ps_qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
 	s->segments = l.v;
 	s->nsegments = l.n;
 	l.v = NULL;
@@ -960,7 +960,7 @@ static int refresh_index_locked(struct ps_store *s, const struct seg_names *l)
 		added++;
 	}
 	if (added)
-		qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
+		ps_qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
 	return added;
 }
 

@@ -226,7 +226,7 @@ int ps_condemned_load(struct ps_store *s, struct ps_condemned **out, size_t *nou
 		n++;
 	}
 	ps_free(l.v);
-	qsort(v, n, sizeof(*v), cond_cmp);
+	ps_qsort(v, n, sizeof(*v), cond_cmp);
 	*out = v;
 	*nout = n;
 	return PS_OK;

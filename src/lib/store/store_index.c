@@ -43,7 +43,7 @@ int ps_segment_encode(uint8_t (*packs)[32], size_t npacks, struct ps_seg_entry *
 		      size_t n, struct ps_buf *out)
 {
 	uint8_t hdr[SEG_HDR] = { 0 }, sha[32];
-	qsort(ents, n, sizeof(*ents), seg_cmp);
+	ps_qsort(ents, n, sizeof(*ents), seg_cmp);
 	memcpy(hdr, PS_IDX_MAGIC, 4);
 	ps_put_le32(hdr + 4, PS_FORMAT_VERSION);
 	ps_put_le32(hdr + 8, (uint32_t)npacks);

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "projstore.h"
 
@@ -143,6 +144,19 @@ int ps_write_all(int fd, const void *p, size_t n);
 ssize_t ps_pread_all(int fd, void *p, size_t n, uint64_t off);
 
 #endif
+
+/* ---- qsort/bsearch that accept an empty (possibly NULL) array ---- */
+static inline void ps_qsort(void *base, size_t n, size_t size,
+			    int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+static inline void *ps_bsearch(const void *key, const void *base, size_t n, size_t size,
+			       int (*cmp)(const void *, const void *))
+{
+	return n ? bsearch(key, base, n, size, cmp) : NULL;
+}
 
 /* ---- a set of 32-byte ids (open addressing) ---- */
 struct ps_idset {
