@@ -313,7 +313,7 @@ static void test_empty_index(void)
 	if (ps_store_init(dir, NULL, &E))
 		bail_out("init");
 	todo_start("ps_store_load_index calls qsort(NULL, 0) on a store without segments "
-		   "(store.c:419; UBSan aborts under SANITIZE=1)");
+		   "(UBSan aborts under SANITIZE=1)");
 	ok(in_child(load_empty, dir), "a fresh store's empty index loads; an id is PS_ENOTFOUND");
 	todo_end();
 }
