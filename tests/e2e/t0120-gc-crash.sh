@@ -4,9 +4,9 @@
 test_description 'gc killed with SIGKILL at random points leaves a clean store in which every snapshot restores'
 
 # Knobs: PS_GC_CRASH_ITERATIONS (kills, default 20), PS_GC_CRASH_MB (size of
-# the tree, MiB, default 4), PS_GC_CRASH_SEED (seed of $RANDOM, to replay).
+# the tree, MiB, default 2), PS_GC_CRASH_SEED (seed of $RANDOM, to replay).
 ITERATIONS=${PS_GC_CRASH_ITERATIONS:-20}
-CRASH_MB=${PS_GC_CRASH_MB:-4}
+CRASH_MB=${PS_GC_CRASH_MB:-2}
 RANDOM=${PS_GC_CRASH_SEED:-$$}
 NFILES=16
 say "# gc crash: ${CRASH_MB} MiB tree, $ITERATIONS kills, seed ${PS_GC_CRASH_SEED:-$$}"
@@ -89,10 +89,13 @@ test_expect_success 'kill -9 gc at random points' '
 		esac
 		ps check --read-data >check.$i.out 2>&1 || {
 			echo "check failed after kill $i"; cat check.$i.out; return 1; }
+		# the newest, and every other time one at random (all at the end)
 		set -- $(snap_names crash)
 		verify_snapshot "${@: -1}" || return 1
-		shift $((RANDOM % $#))
-		verify_snapshot "$1" || return 1
+		if [ $((i % 2)) = 1 ]; then
+			shift $((RANDOM % $#))
+			verify_snapshot "$1" || return 1
+		fi
 	done
 '
 
