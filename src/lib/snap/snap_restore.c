@@ -50,6 +50,9 @@ struct rnode {
 	int pending;                /* atomic */
 	int apply_meta;
 	int depth;
+	int sgid;                   /* new entries inherit this directory's group */
+	gid_t gid;                  /* its group (when sgid) */
+	gid_t self_gid;             /* the group this directory was created with */
 };
 
 struct rjob {
@@ -67,6 +70,8 @@ struct restore_ctx {
 	const struct ps_restore_opts *o;
 	int root_fd;
 	int is_root_user;
+	uid_t euid;                 /* owner of what we create */
+	gid_t egid;
 	struct ps_fcache *fc;
 	struct link_ent *links;
 	size_t nlinks, links_cap;
@@ -143,11 +148,22 @@ static int apply_xattrs(const struct ps_tentry *e, int fd, const char *path)
 	return 0;
 }
 
-/* Owner, mode, xattrs, times of an open file or directory. */
-static int apply_meta_fd(struct restore_ctx *c, int fd, const struct ps_tentry *e)
+/* The group a new entry of directory d gets from the kernel. */
+static gid_t new_gid(const struct restore_ctx *c, const struct rnode *d)
+{
+	return d->sgid ? d->gid : c->egid;
+}
+
+/* Owner, mode, xattrs, times of an open file or directory; have_gid is the
+ * group it was created with (chown is skipped when nothing changes). */
+static int apply_meta_fd(struct restore_ctx *c, int fd, const struct ps_tentry *e, gid_t have_gid)
 {
 	struct timespec ts[2];
-	if (fchown(fd, map_uid(c, e->uid), map_gid(c, e->gid)) && (c->is_root_user || errno != EPERM))
+	uid_t u = map_uid(c, e->uid);
+	gid_t g = map_gid(c, e->gid);
+	/* new files belong to us already: chown only when that is not what
+	 * the snapshot says */
+	if ((u != c->euid || g != have_gid) && fchown(fd, u, g) && (c->is_root_user || errno != EPERM))
 		return -1;
 	if (fchmod(fd, e->mode & 07777))
 		return -1;
@@ -166,7 +182,7 @@ static void rnode_release(struct restore_ctx *c, struct rnode *d);
 static void rnode_finish(struct restore_ctx *c, struct rnode *d)
 {
 	struct rnode *parent = d->parent;
-	if (!rfailed(c) && d->apply_meta && apply_meta_fd(c, d->dfd, &d->meta))
+	if (!rfailed(c) && d->apply_meta && apply_meta_fd(c, d->dfd, &d->meta, d->self_gid))
 		rfail_sys(c, "set metadata of", d->path);
 	if (d->dfd >= 0 && d->dfd != c->root_fd)
 		close(d->dfd);
@@ -242,6 +258,8 @@ static int write_file(struct restore_ctx *c, int fd, const struct ps_tentry *e, 
 	}
 	if (rfailed(c))
 		return -1;
+	if (e->nextents && e->extents[e->nextents - 1].off + e->extents[e->nextents - 1].len == e->size)
+		return 0;   /* no trailing hole: the file already has its size */
 	if (ftruncate(fd, (off_t)e->size)) {
 		rfail_sys(c, "truncate", rel);
 		return -1;
@@ -257,14 +275,19 @@ static void fill_one(struct restore_ctx *c, struct rnode *d, size_t idx)
 	int fd;
 	memcpy(name, e->name, e->name_len);
 	name[e->name_len] = 0;
-	fd = openat(d->dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* the walker created the first name of a hardlink group (so that the
+	 * links can be made at once); every other file is created here */
+	if (e->link_group)
+		fd = openat(d->dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	else
+		fd = openat(d->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		rfail_sys(c, "open", rel ? rel : name);
+		rfail_sys(c, e->link_group ? "open" : "create", rel ? rel : name);
 		goto done;
 	}
 	if (write_file(c, fd, e, rel ? rel : name))
 		goto done;
-	if (apply_meta_fd(c, fd, e)) {
+	if (apply_meta_fd(c, fd, e, new_gid(c, d))) {
 		rfail_sys(c, "set metadata of", rel ? rel : name);
 		goto done;
 	}
@@ -418,6 +441,10 @@ static void create_entry(struct restore_ctx *c, struct rnode *d, size_t idx, con
 		pthread_mutex_unlock(&c->lock);
 		sub->parent = d;
 		sub->depth = d->depth + 1;
+		/* mkdir in a setgid directory inherits its group and the bit */
+		sub->self_gid = new_gid(c, d);
+		sub->sgid = d->sgid;
+		sub->gid = d->gid;
 		sub->dfd = fd;
 		sub->path = rel;
 		rel = NULL;
@@ -448,14 +475,16 @@ static void create_entry(struct restore_ctx *c, struct rnode *d, size_t idx, con
 			__atomic_add_fetch(&c->files_done, 1, __ATOMIC_RELAXED);
 			break;
 		}
-		fd = openat(d->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			rfail_sys(c, "create", rel);
-			break;
+		if (e->link_group) {
+			fd = openat(d->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (fd < 0) {
+				rfail_sys(c, "create", rel);
+				break;
+			}
+			close(fd);
+			if (!first)
+				add_link(c, e->link_group, rel);
 		}
-		close(fd);
-		if (e->link_group && !first)
-			add_link(c, e->link_group, rel);
 		__atomic_add_fetch(&d->pending, 1, __ATOMIC_ACQ_REL);
 		if (renqueue(c, d, idx)) {
 			struct ps_error err;
@@ -680,6 +709,13 @@ static struct rnode *make_root(struct restore_ctx *c, int fd, struct ps_tree *tr
 	r->tree = *tree;
 	r->pending = 1;
 	r->self_idx = -1;
+	{
+		struct stat st;
+		if (!fstat(fd, &st) && (st.st_mode & S_ISGID)) {
+			r->sgid = 1;
+			r->gid = st.st_gid;
+		}
+	}
 	memset(tree, 0, sizeof(*tree));
 	return r;
 }
@@ -789,7 +825,7 @@ static int full_restore(struct restore_ctx *c, const struct ps_snapshot_info *si
 	rootmeta.gid = si->root_gid;
 	rootmeta.mtime_sec = si->root_mtime_sec;
 	rootmeta.mtime_nsec = si->root_mtime_nsec;
-	if (apply_meta_fd(c, fd, &rootmeta)) {
+	if (apply_meta_fd(c, fd, &rootmeta, (gid_t)-1)) {
 		rc = ps_err_sys(err, "cannot set metadata of '%s'", target);
 		goto cleanup;
 	}
@@ -935,6 +971,13 @@ static int path_restore(struct restore_ctx *c, const struct ps_snapshot_info *si
 	d->path = ps_strdup(parent);
 	d->pending = 1;
 	d->self_idx = -1;
+	{
+		struct stat st;
+		if (!fstat(pfd, &st) && (st.st_mode & S_ISGID)) {
+			d->sgid = 1;
+			d->gid = st.st_gid;
+		}
+	}
 	d->tree.ents = ps_malloc(sizeof(e));
 	if (!d->path || !d->tree.ents) {
 		ps_free(d->path);
@@ -1005,6 +1048,8 @@ int ps_restore(struct ps_store *s, const char *project, const char *snapshot, co
 	c->s = s;
 	c->o = opts;
 	c->is_root_user = geteuid() == 0;
+	c->euid = geteuid();
+	c->egid = getegid();
 	ps_raise_nofile();
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
