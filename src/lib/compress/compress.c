@@ -133,3 +133,13 @@ int ps_decompress(int codec, const void *src, size_t n, void *dst, size_t raw_le
 		return -1;
 	}
 }
+
+int ps_zstd_size_ok(const void *src, size_t n, size_t raw)
+{
+	unsigned long long cs = ZSTD_getFrameContentSize(src, n);
+	if (cs == ZSTD_CONTENTSIZE_ERROR)
+		return 0;
+	if (cs == ZSTD_CONTENTSIZE_UNKNOWN)
+		return 1;
+	return cs == raw;
+}

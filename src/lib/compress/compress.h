@@ -33,4 +33,7 @@ size_t ps_compress(const struct ps_compression *c, const void *src, size_t n,
 /* Decompresses exactly raw_len bytes. Returns 0, or -1 if the data is corrupt
  * or does not decode to exactly raw_len bytes. */
 int ps_decompress(int codec, const void *src, size_t n, void *dst, size_t raw_len);
+/* Whether a zstd frame of n bytes can decode to raw bytes (checks the
+ * frame header's content size when present). */
+int ps_zstd_size_ok(const void *src, size_t n, size_t raw);
 #endif

@@ -110,6 +110,26 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 	return d;
 }
 
+/* The cache is not trusted more than the store: what a save copies from it
+ * into a tree must be what the tree decoder accepts. */
+static int xattrs_valid(const uint8_t *p, size_t n)
+{
+	struct ps_rd r;
+	uint64_t count;
+	ps_rd_init(&r, p, n);
+	count = ps_rd_uvar(&r);
+	if (count > n)
+		return 0;
+	for (uint64_t i = 0; i < count && !r.bad; i++) {
+		uint64_t kl = ps_rd_uvar(&r);
+		const uint8_t *k = ps_rd_bytes(&r, (size_t)kl);
+		if (k && (kl == 0 || kl > 255 || memchr(k, 0, (size_t)kl)))
+			return 0;
+		ps_rd_bytes(&r, (size_t)ps_rd_uvar(&r));
+	}
+	return !r.bad && !ps_rd_left(&r);
+}
+
 int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 {
 	struct ps_rd r;
@@ -149,7 +169,7 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 			return -1;
 		if (xl) {
 			struct ps_rd xr;
-			if (!(e->xattrs = dup_bytes(p, xl)))
+			if (!xattrs_valid(p, xl) || !(e->xattrs = dup_bytes(p, xl)))
 				return -1;
 			e->xattrs_len = xl;
 			ps_rd_init(&xr, p, xl);
@@ -163,12 +183,16 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 			if (!e->extents)
 				return -1;
 			e->nextents = (size_t)ne;
-			for (uint64_t k = 0; k < ne; k++) {
+			for (uint64_t k = 0, end = 0; k < ne; k++) {
+				uint64_t l;
 				e->extents[k].off = ps_rd_uvar(&r);
-				e->extents[k].len = (uint32_t)ps_rd_uvar(&r);
+				l = ps_rd_uvar(&r);
 				p = ps_rd_bytes(&r, 32);
-				if (!p)
+				if (!p || l == 0 || l > PS_OBJ_MAX || e->extents[k].off < end ||
+				    l > e->size || e->extents[k].off > e->size - l)
 					return -1;
+				e->extents[k].len = (uint32_t)l;
+				end = e->extents[k].off + l;
 				memcpy(e->extents[k].id, p, 32);
 			}
 		} else if (e->kind == PS_FC_DIR) {
@@ -179,7 +203,8 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 		} else {
 			e->target_len = (size_t)ps_rd_uvar(&r);
 			p = ps_rd_bytes(&r, e->target_len);
-			if (!p && e->target_len)
+			if ((!p && e->target_len) || e->target_len > 65536 ||
+			    (e->target_len && memchr(p, 0, e->target_len)))
 				return -1;
 			if (e->target_len && !(e->target = dup_bytes(p, e->target_len)))
 				return -1;

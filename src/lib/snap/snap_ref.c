@@ -202,7 +202,7 @@ int ps_ref_decode(const char *text, size_t len, struct ps_snapshot_info *si, siz
 				si->root_mtime_sec = sec;
 				si->root_mtime_nsec = nsec;
 			} else if (!strcmp(line, "duration-ms")) {
-				if (!parse_u64(val, &u))
+				if (!parse_u64(val, &u) && u <= INT64_MAX)
 					si->duration_ms = (int64_t)u;
 			}
 			/* unknown keys are ignored: newer writers may add fields */

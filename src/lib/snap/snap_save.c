@@ -1019,7 +1019,12 @@ static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i)
 		} else {
 			size_t cap = (size_t)st.st_size + 2 > 65538 ? 65538 : (size_t)st.st_size + 2;
 			char *buf = ps_malloc(cap);
-			ssize_t n = buf ? readlinkat(d->dfd, name, buf, cap - 1) : -1;
+			ssize_t n;
+			if (!buf) {
+				oom(c);
+				goto done;
+			}
+			n = readlinkat(d->dfd, name, buf, cap - 1);
 			__atomic_store_n(&d->all_hit, 0, __ATOMIC_RELAXED);
 			if (n <= 0 || n > 65536 || (size_t)n > (size_t)st.st_size) {
 				snprintf(msg, sizeof(msg), "cannot read symlink: %s",
@@ -1097,7 +1102,9 @@ static void walk_dir(struct save_ctx *c, struct dnode *d)
 	size_t kept = 0;
 
 	r = has_failed(c) ? 0 : list_dir(d->dfd, &names);
-	if (r) {
+	if (r == -ENOMEM) {
+		oom(c);   /* not the directory's fault: the save fails */
+	} else if (r) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "cannot list directory: %s", strerror(-r));
 		d->broken = 1;
@@ -1209,6 +1216,8 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	rc = ps_store_load_index(s, err);
 	if (rc)
 		goto done;
+	/* what this save adds (a store handle may serve several saves) */
+	s->new_objects = s->new_raw = s->new_stored = 0;
 	rc = ps_settings_load(s, project, &settings, err);
 	if (rc)
 		goto done;
@@ -1265,19 +1274,19 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	if (rc)
 		goto done;
 
-	nthreads = opts->threads > 0 ? opts->threads : ps_ncpus();
-	c->nthreads = nthreads;
-	threads = ps_calloc((size_t)nthreads, sizeof(*threads));
+	c->nthreads = opts->threads > 0 ? opts->threads : ps_ncpus();
+	threads = ps_calloc((size_t)c->nthreads, sizeof(*threads));
 	root = ps_calloc(1, sizeof(*root));
+	if (root)
+		root->dfd = -1;
 	if (!threads || !root || !(root->path = ps_strdup(""))) {
 		rc = ps_err(err, PS_ERROR, "out of memory");
 		goto done;
 	}
-	for (int i = 0; i < nthreads; i++)
-		if (pthread_create(&threads[i], NULL, worker_main, c)) {
-			nthreads = i;
+	/* nthreads counts the threads really started: cleanup joins those */
+	for (int i = 0; i < c->nthreads; i++, nthreads++)
+		if (pthread_create(&threads[i], NULL, worker_main, c))
 			break;
-		}
 	if (!nthreads) {
 		rc = ps_err(err, PS_ERROR, "cannot start worker threads");
 		goto done;

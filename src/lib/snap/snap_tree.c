@@ -221,7 +221,8 @@ int ps_tree_decode(uint8_t *buf, size_t len, struct ps_tree *out, struct ps_erro
 				id = ps_rd_bytes(&r, 32);
 				if (id)
 					memcpy(x->id, id, 32);
-				if (v == 0 || v > PS_OBJ_MAX || x->off < end || x->off + v > e->size)
+				if (v == 0 || v > PS_OBJ_MAX || x->off < end || v > e->size ||
+				    x->off > e->size - v)
 					r.bad = 1;
 				end = x->off + v;
 			}

@@ -44,6 +44,7 @@ struct pend_ent {
 	uint32_t len;        /* record length incl. header; 0 while being written */
 	uint32_t raw;
 	uint8_t type;
+	uint8_t failed;      /* writing it failed: absent, a later put retries */
 };
 
 struct pend_table {
@@ -615,7 +616,7 @@ static int has_locked(struct ps_store *s, const uint8_t id[32], struct ps_obj_in
 		return 1;
 	}
 	p = pend_find(&P(s)->pend, id);
-	if (p) {
+	if (p && !p->failed) {
 		if (info) {
 			info->type = p->type;
 			info->raw_len = p->raw;
@@ -732,11 +733,11 @@ int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
 		 const uint8_t *given_id, const struct ps_compression *comp, uint8_t out_id[32],
 		 int *added, struct ps_error *err)
 {
-	uint8_t *cbuf;
-	size_t ccap;
+	uint8_t *cbuf = NULL;
+	size_t ccap = 0;
 	uint8_t id[32];
 	struct pend_ent *pe;
-	size_t need, clen;
+	size_t need, clen = 0;
 	int codec = PS_CODEC_NONE, rc = PS_OK;
 	uint64_t off = 0;
 
@@ -755,24 +756,33 @@ int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
 		pthread_mutex_unlock(&s->lock);
 		return PS_OK;
 	}
-	pe = pend_insert(&P(s)->pend, id);
+	pe = pend_find(&P(s)->pend, id);   /* a failed earlier attempt: retry */
+	if (pe)
+		pe->failed = 0;
+	else
+		pe = pend_insert(&P(s)->pend, id);
 	pthread_mutex_unlock(&s->lock);
 	if (!pe)
 		return ps_err(err, PS_ERROR, "out of memory");
 
 	need = ps_compress_bound(len);
 	if (compress_buf(need, &cbuf, &ccap))
-		return ps_err(err, PS_ERROR, "out of memory");
-	clen = ps_compress(comp ? comp : &s->compression, data, len, cbuf, ccap, &codec);
-	if (!clen && len)
-		return ps_err(err, PS_ERROR, "compression failed");
+		rc = ps_err(err, PS_ERROR, "out of memory");
+	else if (!(clen = ps_compress(comp ? comp : &s->compression, data, len, cbuf, ccap, &codec)) && len)
+		rc = ps_err(err, PS_ERROR, "compression failed");
 
 	pthread_mutex_lock(&s->lock);
-	if (!s->writer) {
+	if (!rc && !s->writer) {
 		uint8_t zero[32] = { 0 };
-		rc = ps_pack_writer_open(s, &s->writer, err);
-		if (!rc && add_pack(s, zero, &P(s)->cur_pack))
+		uint32_t num;
+		/* the pack gets its slot in the table first, so a writer never
+		 * exists without one */
+		if (add_pack(s, zero, &num))
 			rc = ps_err(err, PS_ERROR, "out of memory");
+		else if (!(rc = ps_pack_writer_open(s, &s->writer, err)))
+			P(s)->cur_pack = num;
+		else
+			s->npacks--;
 	}
 	if (!rc)
 		rc = ps_pack_writer_add(s->writer, type, codec, id, (uint32_t)len, cbuf,
@@ -792,6 +802,10 @@ int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
 			*added = 1;
 		if (ps_pack_writer_size(s->writer) >= s->pack_target)
 			rc = finish_pack_locked(s, err);
+	} else {
+		struct pend_ent *f = pend_find(&P(s)->pend, id);
+		if (f && !f->len)
+			f->failed = 1;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -820,7 +834,7 @@ int ps_store_flush(struct ps_store *s, struct ps_error *err)
 	for (size_t i = 0; i < priv->pend.cap; i++) {
 		struct pend_ent *e = &priv->pend.slots[i];
 		size_t k;
-		if (e->pack == PENDING_EMPTY)
+		if (e->pack == PENDING_EMPTY || e->failed || !e->len)
 			continue;
 		for (k = 0; k < s->nsession_packs && s->session_packs[k] != e->pack; k++)
 			;

@@ -45,6 +45,7 @@ struct ps_pack_writer {
 	struct ps_buf index;      /* trailer entries */
 	uint64_t size;            /* bytes appended so far */
 	uint32_t count;
+	int broken;               /* an append failed: the pack cannot be finished */
 };
 
 void ps_pack_path(const uint8_t pack_id[32], char *buf, size_t len)
@@ -127,6 +128,8 @@ int ps_pack_writer_add(struct ps_pack_writer *w, int type, int codec, const uint
 	uint8_t ent[PS_PACK_IDX_ENT_LEN] = { 0 };
 	uint64_t off = w->size;
 	int rc;
+	if (w->broken)
+		return ps_err(err, PS_ERROR, "the pack being written had a write error");
 	hdr[0] = (uint8_t)type;
 	hdr[1] = (uint8_t)codec;
 	ps_put_le32(hdr + 4, raw_len);
@@ -135,16 +138,20 @@ int ps_pack_writer_add(struct ps_pack_writer *w, int type, int codec, const uint
 	rc = pw_append(w, hdr, sizeof(hdr), err);
 	if (!rc)
 		rc = pw_append(w, stored, stored_len, err);
-	if (rc)
+	if (rc) {
+		w->broken = 1;
 		return rc;
+	}
 	memcpy(ent, id, 32);
 	ent[32] = (uint8_t)type;
 	ent[33] = (uint8_t)codec;
 	ps_put_le32(ent + 36, raw_len);
 	ps_put_le32(ent + 40, stored_len);
 	ps_put_le64(ent + 44, off);
-	if (ps_buf_append(&w->index, ent, sizeof(ent)))
+	if (ps_buf_append(&w->index, ent, sizeof(ent))) {
+		w->broken = 1;
 		return ps_err(err, PS_ERROR, "out of memory");
+	}
 	w->count++;
 	*offset = off;
 	return PS_OK;
@@ -159,6 +166,10 @@ int ps_pack_writer_finish(struct ps_pack_writer *w, uint8_t pack_id[32], struct 
 	char path[PATH_MAX], dir[64];
 	uint64_t idx_off = w->size;
 	int rc;
+	if (w->broken) {
+		rc = ps_err(err, PS_ERROR, "the pack being written had a write error");
+		goto fail;
+	}
 	rc = pw_append(w, w->index.data, w->index.len, err);
 	if (rc)
 		goto fail;
@@ -352,6 +363,12 @@ int ps_pack_decode_record(const uint8_t *rec, size_t len, const uint8_t *want_id
 		ps_hex_encode(want_id, 32, hex);
 		return ps_err(err, PS_ECORRUPT, "object %s: record header names another object", hex);
 	}
+	/* a damaged header must not make us allocate 64 MiB: the raw length
+	 * has to be possible for the stored bytes */
+	if ((codec == PS_CODEC_NONE && raw != stored) ||
+	    (codec == PS_CODEC_LZ4 && (uint64_t)raw > (uint64_t)stored * 255 + 16) ||
+	    (codec == PS_CODEC_ZSTD && !ps_zstd_size_ok(rec + PS_PACK_REC_HDR_LEN, stored, raw)))
+		return ps_err(err, PS_ECORRUPT, "object record header is damaged");
 	buf = ps_malloc(raw ? raw : 1);
 	if (!buf)
 		return ps_err(err, PS_ERROR, "out of memory");

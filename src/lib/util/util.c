@@ -401,7 +401,7 @@ int ps_parse_size(const char *s, uint64_t *out)
 		return -1;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	if (errno || end == s || !(v >= 0) || v > 1e30)   /* also rejects nan */
 		return -1;
 	switch (*end) {
 	case '\0': break;
@@ -581,11 +581,16 @@ int ps_read_file(const char *path, size_t max, struct ps_buf *out, struct ps_err
 	out->max = max;
 	for (;;) {
 		ssize_t r;
-		if (ps_buf_reserve(out, 65536)) {
+		size_t room = max - out->len < 65536 ? max - out->len : 65536;
+		if (!room || ps_buf_reserve(out, room)) {
+			/* full: one more byte would mean the file is too large */
+			char c;
+			if (!room && read(fd, &c, 1) == 0)
+				break;
 			rc = ps_err(err, PS_ERROR, "'%s' is larger than %zu bytes", path, max);
 			break;
 		}
-		r = read(fd, out->data + out->len, out->cap - out->len);
+		r = read(fd, out->data + out->len, room);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;

@@ -143,7 +143,6 @@ int ps_write_all(int fd, const void *p, size_t n);
 /* pread all; returns bytes read or -1 */
 ssize_t ps_pread_all(int fd, void *p, size_t n, uint64_t off);
 
-#endif
 
 /* ---- qsort/bsearch that accept an empty (possibly NULL) array ---- */
 static inline void ps_qsort(void *base, size_t n, size_t size,
@@ -169,3 +168,5 @@ int ps_idset_add(struct ps_idset *s, const uint8_t id[32]);
 /* Returns a pointer to the entry's flag byte (>= 1) or NULL. */
 uint8_t *ps_idset_get(const struct ps_idset *s, const uint8_t id[32]);
 void ps_idset_release(struct ps_idset *s);
+
+#endif
