@@ -27,6 +27,8 @@ struct fcache_view {
 	char path[4096];
 	uint8_t params[32];
 	int dirs_valid;
+	struct ps_buf raw;
+	struct ps_extent *pool;
 	struct ps_fcache_ent *old;
 	size_t nold;
 };

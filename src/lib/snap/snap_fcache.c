@@ -43,10 +43,16 @@ struct ps_fcache {
 	char path[PATH_MAX];
 	uint8_t params[32];
 	int dirs_valid;            /* the old generation had the same params */
-	/* old generation: open addressing by path */
+	/* old generation: open addressing by path; paths, xattrs and targets
+	 * point into `raw` (the file as read), extents into `pool` */
+	struct ps_buf raw;
+	struct ps_extent *pool;
 	struct ps_fcache_ent *old;
 	size_t nold;
-	size_t *slots;             /* index+1 into old, 0 = empty */
+	struct fc_slot {
+		uint32_t hash;         /* low bits of the path's hash */
+		uint32_t idx;          /* index+1 into old, 0 = empty */
+	} *slots;
 	size_t cap;
 	/* next generation */
 	pthread_mutex_t lock;      /* protects next, nnext */
@@ -86,12 +92,8 @@ void ps_fcache_default_dir(char *buf, size_t len)
 
 static void fc_drop_old(struct ps_fcache *c)
 {
-	for (size_t i = 0; i < c->nold; i++) {
-		ps_free(c->old[i].path);
-		ps_free(c->old[i].extents);
-		ps_free(c->old[i].xattrs);
-		ps_free(c->old[i].target);
-	}
+	ps_free(c->pool);
+	c->pool = NULL;
 	ps_free(c->old);
 	ps_free(c->slots);
 	c->old = NULL;
@@ -99,16 +101,6 @@ static void fc_drop_old(struct ps_fcache *c)
 	c->nold = c->cap = 0;
 }
 
-static uint8_t *dup_bytes(const uint8_t *p, size_t n)
-{
-	uint8_t *d;
-	if (!n)
-		return NULL;
-	d = ps_malloc(n);
-	if (d)
-		memcpy(d, p, n);
-	return d;
-}
 
 /* The cache is not trusted more than the store: what a save copies from it
  * into a tree must be what the tree decoder accepts. */
@@ -135,12 +127,13 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 	struct ps_rd r;
 	uint8_t sha[32];
 	uint64_t n;
+	size_t npool = 0, pool_cap = 0;
 	if (len < FC_HDR + 32 || memcmp(buf, FC_MAGIC, 4) || ps_get_le32(buf + 4) != FC_VERSION)
 		return -1;
 	if (ps_sha256(buf, len - 32, sha) || memcmp(sha, buf + len - 32, 32))
 		return -1;
 	n = ps_get_le64(buf + 8);
-	if (n > len / 8)
+	if (n > len / 8 || n >= UINT32_MAX)
 		return -1;
 	c->dirs_valid = !memcmp(buf + 16, c->params, 32);
 	ps_rd_init(&r, buf + FC_HDR, len - FC_HDR - 32);
@@ -156,7 +149,7 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 		p = ps_rd_bytes(&r, e->path_len);
 		if (!p || e->path_len > PATH_MAX * 16)
 			return -1;
-		e->path = ps_strndup((const char *)p, e->path_len);
+		e->path = (char *)p;
 		e->kind = ps_rd_u8(&r);
 		e->dev = ps_rd_uvar(&r);
 		e->ino = ps_rd_uvar(&r);
@@ -165,12 +158,13 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 		e->ctime_ns = ps_rd_svar(&r);
 		xl = (size_t)ps_rd_uvar(&r);
 		p = ps_rd_bytes(&r, xl);
-		if (r.bad || !e->path || e->kind > PS_FC_OTHER)
+		if (r.bad || e->kind > PS_FC_OTHER)
 			return -1;
 		if (xl) {
 			struct ps_rd xr;
-			if (!xattrs_valid(p, xl) || !(e->xattrs = dup_bytes(p, xl)))
+			if (!xattrs_valid(p, xl))
 				return -1;
+			e->xattrs = (uint8_t *)p;
 			e->xattrs_len = xl;
 			ps_rd_init(&xr, p, xl);
 			e->nxattrs = (size_t)ps_rd_uvar(&xr);
@@ -179,21 +173,29 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 			uint64_t ne = ps_rd_uvar(&r);
 			if (r.bad || ne > ps_rd_left(&r) / 34)
 				return -1;
-			e->extents = ps_malloc(sizeof(*e->extents) * (size_t)(ne ? ne : 1));
-			if (!e->extents)
-				return -1;
+			if (npool + ne > pool_cap) {
+				size_t cap = (npool + (size_t)ne) * 2 + 1024;
+				struct ps_extent *np = ps_realloc(c->pool, cap * sizeof(*np));
+				if (!np)
+					return -1;
+				c->pool = np;
+				pool_cap = cap;
+			}
+			/* an index into the pool until it stops moving */
+			e->extents = (struct ps_extent *)(uintptr_t)npool;
 			e->nextents = (size_t)ne;
 			for (uint64_t k = 0, end = 0; k < ne; k++) {
+				struct ps_extent *x = &c->pool[npool++];
 				uint64_t l;
-				e->extents[k].off = ps_rd_uvar(&r);
+				x->off = ps_rd_uvar(&r);
 				l = ps_rd_uvar(&r);
 				p = ps_rd_bytes(&r, 32);
-				if (!p || l == 0 || l > PS_OBJ_MAX || e->extents[k].off < end ||
-				    l > e->size || e->extents[k].off > e->size - l)
+				if (!p || l == 0 || l > PS_OBJ_MAX || x->off < end || l > e->size ||
+				    x->off > e->size - l)
 					return -1;
-				e->extents[k].len = (uint32_t)l;
-				end = e->extents[k].off + l;
-				memcpy(e->extents[k].id, p, 32);
+				x->len = (uint32_t)l;
+				end = x->off + l;
+				memcpy(x->id, p, 32);
 			}
 		} else if (e->kind == PS_FC_DIR) {
 			p = ps_rd_bytes(&r, 32);
@@ -206,14 +208,16 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 			if ((!p && e->target_len) || e->target_len > 65536 ||
 			    (e->target_len && memchr(p, 0, e->target_len)))
 				return -1;
-			if (e->target_len && !(e->target = dup_bytes(p, e->target_len)))
-				return -1;
+			e->target = (uint8_t *)p;
 		}
 		if (r.bad)
 			return -1;
 	}
 	if (ps_rd_left(&r))
 		return -1;
+	for (size_t i = 0; i < c->nold; i++)
+		if (c->old[i].kind == PS_FC_FILE)
+			c->old[i].extents = c->pool ? c->pool + (uintptr_t)c->old[i].extents : NULL;
 	c->cap = 16;
 	while (c->cap < c->nold * 2)
 		c->cap *= 2;
@@ -221,10 +225,12 @@ int ps_fcache_parse(struct ps_fcache *c, const uint8_t *buf, size_t len)
 	if (!c->slots)
 		return -1;
 	for (size_t i = 0; i < c->nold; i++) {
-		size_t h = (size_t)fnv(c->old[i].path, c->old[i].path_len) & (c->cap - 1);
-		while (c->slots[h])
+		uint64_t hv = fnv(c->old[i].path, c->old[i].path_len);
+		size_t h = (size_t)hv & (c->cap - 1);
+		while (c->slots[h].idx)
 			h = (h + 1) & (c->cap - 1);
-		c->slots[h] = i + 1;
+		c->slots[h].hash = (uint32_t)(hv >> 32);
+		c->slots[h].idx = (uint32_t)i + 1;
 	}
 	return 0;
 }
@@ -250,20 +256,33 @@ int ps_fcache_open(struct ps_fcache **out, const char *cache_dir, const char *st
 	ps_sha256(abs, strlen(abs), dsha);
 	ps_hex_encode(dsha, 8, dh);
 	snprintf(c->path, sizeof(c->path), "%s/%s/%s-%s.fcache", dir, store_id, project, dh);
-	if (ps_read_file(c->path, (size_t)1 << 32, &b, NULL) == PS_OK && ps_fcache_parse(c, b.data, b.len))
-		fc_drop_old(c);
-	ps_buf_release(&b);
+	if (ps_read_file(c->path, (size_t)1 << 32, &b, NULL) == PS_OK) {
+		if (ps_fcache_parse(c, b.data, b.len)) {
+			fc_drop_old(c);
+			ps_buf_release(&b);
+		} else {
+			c->raw = b;                         /* entries point into it */
+			ps_buf_reserve(&c->next, b.len);   /* the next one is about as big */
+		}
+	} else {
+		ps_buf_release(&b);
+	}
 	*out = c;
 	return PS_OK;
 }
 
 const struct ps_fcache_ent *ps_fcache_find(const struct ps_fcache *c, const char *path, size_t len)
 {
+	uint64_t hv;
 	size_t h;
 	if (!c || !c->cap)
 		return NULL;
-	for (h = (size_t)fnv(path, len) & (c->cap - 1); c->slots[h]; h = (h + 1) & (c->cap - 1)) {
-		const struct ps_fcache_ent *e = &c->old[c->slots[h] - 1];
+	hv = fnv(path, len);
+	for (h = (size_t)hv & (c->cap - 1); c->slots[h].idx; h = (h + 1) & (c->cap - 1)) {
+		const struct ps_fcache_ent *e;
+		if (c->slots[h].hash != (uint32_t)(hv >> 32))
+			continue;
+		e = &c->old[c->slots[h].idx - 1];
 		if (e->path_len == len && !memcmp(e->path, path, len))
 			return (e->kind == PS_FC_DIR && !c->dirs_valid) ? NULL : e;
 	}
@@ -317,29 +336,37 @@ int ps_fcache_add(struct ps_fcache *c, const struct ps_fcache_ent *e, const stru
 
 int ps_fcache_commit(struct ps_fcache *c, struct ps_error *err)
 {
-	struct ps_buf out = PS_BUF_INIT;
 	uint8_t hdr[FC_HDR] = { 0 }, sha[32];
+	struct ps_sha256_ctx *h = ps_sha256_new();
+	struct iovec iov[3];
 	char dir[PATH_MAX];
 	char *slash;
 	int rc;
+	if (!h)
+		return ps_err(err, PS_ERROR, "out of memory");
 	memcpy(hdr, FC_MAGIC, 4);
 	ps_put_le32(hdr + 4, FC_VERSION);
 	ps_put_le64(hdr + 8, c->nnext);
 	memcpy(hdr + 16, c->params, 32);
-	if (ps_buf_reserve(&out, FC_HDR + c->next.len + 32) || ps_buf_append(&out, hdr, FC_HDR) ||
-	    ps_buf_append(&out, c->next.data, c->next.len) || ps_sha256(out.data, out.len, sha) ||
-	    ps_buf_append(&out, sha, 32)) {
-		ps_buf_release(&out);
-		return ps_err(err, PS_ERROR, "out of memory");
+	if (ps_sha256_update(h, hdr, FC_HDR) || ps_sha256_update(h, c->next.data, c->next.len) ||
+	    ps_sha256_final(h, sha)) {
+		ps_sha256_free(h);
+		return ps_err(err, PS_ERROR, "sha256 failed");
 	}
+	ps_sha256_free(h);
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = FC_HDR;
+	iov[1].iov_base = c->next.data;
+	iov[1].iov_len = c->next.len;
+	iov[2].iov_base = sha;
+	iov[2].iov_len = 32;
 	snprintf(dir, sizeof(dir), "%s", c->path);
 	slash = strrchr(dir, '/');
 	if (slash)
 		*slash = 0;
 	rc = ps_mkdirs(dir, 0700, err);
 	if (!rc)
-		rc = ps_write_file_atomic(c->path, out.data, out.len, err);
-	ps_buf_release(&out);
+		rc = ps_write_file_atomicv(c->path, iov, 3, err);
 	return rc;
 }
 
@@ -348,6 +375,7 @@ void ps_fcache_free(struct ps_fcache *c)
 	if (!c)
 		return;
 	fc_drop_old(c);
+	ps_buf_release(&c->raw);
 	ps_buf_release(&c->next);
 	pthread_mutex_destroy(&c->lock);
 	ps_free(c);

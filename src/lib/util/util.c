@@ -579,6 +579,11 @@ int ps_read_file(const char *path, size_t max, struct ps_buf *out, struct ps_err
 		return ps_err_sys(err, "cannot open '%s'", path);
 	}
 	out->max = max;
+	{
+		struct stat st;
+		if (!fstat(fd, &st) && st.st_size > 0 && (uint64_t)st.st_size < max)
+			ps_buf_reserve(out, (size_t)st.st_size + 1);
+	}
 	for (;;) {
 		ssize_t r;
 		size_t room = max - out->len < 65536 ? max - out->len : 65536;
@@ -607,6 +612,12 @@ int ps_read_file(const char *path, size_t max, struct ps_buf *out, struct ps_err
 
 int ps_write_file_atomic(const char *path, const void *data, size_t len, struct ps_error *err)
 {
+	struct iovec iov = { (void *)data, len };
+	return ps_write_file_atomicv(path, &iov, 1, err);
+}
+
+int ps_write_file_atomicv(const char *path, const struct iovec *iov, int niov, struct ps_error *err)
+{
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	char *slash;
 	int fd, dfd, rc = PS_OK;
@@ -617,7 +628,14 @@ int ps_write_file_atomic(const char *path, const void *data, size_t len, struct 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return ps_err_sys(err, "cannot create '%s'", tmp);
-	if (ps_write_all(fd, data, len) || fsync(fd)) {
+	for (int i = 0; i < niov; i++)
+		if (ps_write_all(fd, iov[i].iov_base, iov[i].iov_len)) {
+			rc = ps_err_sys(err, "cannot write '%s'", tmp);
+			close(fd);
+			unlink(tmp);
+			return rc;
+		}
+	if (fsync(fd)) {
 		rc = ps_err_sys(err, "cannot write '%s'", tmp);
 		close(fd);
 		unlink(tmp);

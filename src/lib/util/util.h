@@ -10,6 +10,7 @@
 #define PS_UTIL_H
 
 #include <stdarg.h>
+#include <sys/uio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -136,6 +137,8 @@ void ps_raise_nofile(void);
 int ps_read_file(const char *path, size_t max, struct ps_buf *out, struct ps_error *err);
 /* Writes a local file atomically: temp, fsync, rename, fsync dir. */
 int ps_write_file_atomic(const char *path, const void *data, size_t len, struct ps_error *err);
+/* The same for data in several pieces (no copy into one buffer). */
+int ps_write_file_atomicv(const char *path, const struct iovec *iov, int n, struct ps_error *err);
 /* mkdir -p */
 int ps_mkdirs(const char *path, unsigned mode, struct ps_error *err);
 /* Writes all bytes to fd, retrying short writes. */
