@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const struct ps_fcache_ent *e = &v->old[i];
 			const struct ps_fcache_ent *f = ps_fcache_find(c, e->path, e->path_len);
 			FUZZ_CHECK(e->kind <= PS_FC_OTHER, "bad kind accepted");
-			FUZZ_CHECK(strlen(e->path) <= e->path_len, "path length");
+			FUZZ_CHECK(e->path_len <= size, "path length");
 			if (e->kind == PS_FC_DIR && !v->dirs_valid)
 				continue;
 			/* a duplicate path may find the other copy (same path though), or

@@ -122,7 +122,9 @@ int ps_keep_policy_write(const struct ps_keep_policy *p, struct ps_buf *b);
 /* ---- file cache (snap_fcache.c) ---- */
 enum { PS_FC_FILE = 0, PS_FC_DIR = 1, PS_FC_OTHER = 2 };
 struct ps_fcache_ent {
-	char *path;                   /* relative path ("" = the root), owned */
+	char *path;                   /* relative path ("" = the root); path_len
+	                                 bytes, not NUL-terminated in parsed
+	                                 entries (they point into the file) */
 	size_t path_len;
 	uint8_t kind;                 /* PS_FC_* */
 	uint64_t dev, ino, size;
