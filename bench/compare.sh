@@ -269,7 +269,7 @@ mv "$W/t.statwalk" "$W/statwalk.times"
 declare -A RES VER
 for tool in $TOOLS; do
 	log "== $tool"
-	rm -f "$W"/t.* "$W"/m.* 2>/dev/null || true
+	rm -f "$W"/t.* "$W"/m.* "$W"/c.* 2>/dev/null || true
 	tool_env
 	reset_src
 	warm
