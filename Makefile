@@ -79,9 +79,12 @@ e2e: all
 
 test: unit e2e
 
-# everything the CI runs: plain build + all tests, then the sanitizer pass
+# everything the CI runs: plain build + all tests, a short libFuzzer run of
+# every parser target, then the sanitizer pass
+CHECK_FUZZ_SECONDS ?= 5
 check:
 	$(MAKE) all unit e2e $(if $(wildcard fuzz/fuzz.mk),fuzz-replay)
+	$(if $(wildcard fuzz/fuzz.mk),$(MAKE) fuzz-run FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS))
 	$(MAKE) SANITIZE=1 all unit
 	PROJSTORE_BIN=$(CURDIR)/build-asan/projstore PS_TOOLS=$(CURDIR)/build/tools \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
