@@ -827,18 +827,7 @@ static int collect_segment(void *ctx, const char *name)
 	size_t len = strlen(name);
 	if (len != 68 || strcmp(name + 64, ".idx"))
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **v = ps_realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -1;
-		l->v = v;
-		l->cap = cap;
-	}
-	if (!(l->v[l->n] = ps_strdup(name)))
-		return -1;
-	l->n++;
-	return 0;
+	return ps_strv_push(&l->v, &l->n, &l->cap, name);
 }
 
 struct retire {

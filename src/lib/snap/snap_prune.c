@@ -480,18 +480,7 @@ static int collect_snap_file(void *ctx, const char *name)
 	size_t len = strlen(name);
 	if (len < 6 || strcmp(name + len - 5, ".snap") || name[0] == '.')
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **nv = ps_realloc(l->v, cap * sizeof(*nv));
-		if (!nv)
-			return -1;
-		l->v = nv;
-		l->cap = cap;
-	}
-	if (!(l->v[l->n] = ps_strdup(name)))
-		return -1;
-	l->n++;
-	return 0;
+	return ps_strv_push(&l->v, &l->n, &l->cap, name);
 }
 
 int ps_project_delete(struct ps_store *s, const char *project, int purge, double lock_timeout,

@@ -487,18 +487,7 @@ static int collect_proj(void *ctx, const char *name)
 	struct proj_list *l = ctx;
 	if (!ps_project_id_valid(name))
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **v = ps_realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -1;
-		l->v = v;
-		l->cap = cap;
-	}
-	if (!(l->v[l->n] = ps_strdup(name)))
-		return -1;
-	l->n++;
-	return 0;
+	return ps_strv_push(&l->v, &l->n, &l->cap, name);
 }
 
 static int str_cmp(const void *a, const void *b)

@@ -371,18 +371,7 @@ static int collect_aside(void *ctx, const char *name)
 	struct aside_list *l = ctx;
 	if (strncmp(name, ASIDE_PREFIX, strlen(ASIDE_PREFIX)))
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		char **v = ps_realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -1;
-		l->v = v;
-		l->cap = cap;
-	}
-	if (!(l->v[l->n] = ps_strdup(name)))
-		return -1;
-	l->n++;
-	return 0;
+	return ps_strv_push(&l->v, &l->n, &l->cap, name);
 }
 
 int ps_pack_retire_recover(struct ps_store *s, struct ps_error *err)

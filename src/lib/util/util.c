@@ -683,6 +683,25 @@ int ps_mkdirs(const char *path, unsigned mode, struct ps_error *err)
 	return PS_OK;
 }
 
+/* ------------------------------------------------------------ string arrays */
+
+int ps_strv_push(char ***v, size_t *n, size_t *cap, const char *s)
+{
+	char *d;
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		char **nv = ps_realloc(*v, nc * sizeof(*nv));
+		if (!nv)
+			return -1;
+		*v = nv;
+		*cap = nc;
+	}
+	if (!(d = ps_strdup(s)))
+		return -1;
+	(*v)[(*n)++] = d;
+	return 0;
+}
+
 /* ------------------------------------------------------------ id sets */
 
 static size_t idset_slot(const struct ps_idset *s, const uint8_t id[32])

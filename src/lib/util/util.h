@@ -147,6 +147,10 @@ int ps_write_all(int fd, const void *p, size_t n);
 ssize_t ps_pread_all(int fd, void *p, size_t n, uint64_t off);
 
 
+/* Appends a copy of s to a growable array of strings (*v, *n used, *cap
+ * allocated). Returns 0, or -1 when out of memory (nothing changed). */
+int ps_strv_push(char ***v, size_t *n, size_t *cap, const char *s);
+
 /* ---- qsort/bsearch that accept an empty (possibly NULL) array ---- */
 static inline void ps_qsort(void *base, size_t n, size_t size,
 			    int (*cmp)(const void *, const void *))
