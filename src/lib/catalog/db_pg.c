@@ -1,0 +1,248 @@
+/*
+ * db_pg.c - the PostgreSQL engine of the catalog's SQL layer (libpq).
+ *
+ * Parameters travel as text and PostgreSQL infers their types from the
+ * statement; every statement is prepared once per connection (named by its
+ * position in a small cache) and run with PQexecPrepared, so a lookup costs
+ * one round trip.  A lost connection is re-established once per call.
+ */
+#include "db.h"
+
+#include <libpq-fe.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STMT_CACHE 128
+#define MAX_PARAMS 32
+
+struct pstmt {
+	char *sql;
+	uint64_t last_use;
+};
+
+struct db_pg {
+	struct ps_db base;
+	PGconn *c;
+	char *conninfo;
+	struct pstmt cache[STMT_CACHE];
+	uint64_t clock;
+};
+
+static int pg_err_res(struct db_pg *d, PGresult *res, struct ps_error *err, const char *what)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(d->c);
+	char m[600];
+	snprintf(m, sizeof(m), "%s", msg && *msg ? msg : PQerrorMessage(d->c));
+	size_t l = strlen(m);
+	while (l && (m[l - 1] == '\n' || m[l - 1] == ' '))
+		m[--l] = 0;
+	if (state && strcmp(state, "23505") == 0)
+		return ps_err(err, PS_EEXISTS, "catalog: %s", m);
+	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+		      strcmp(state, "55P03") == 0))
+		return ps_err(err, PS_ELOCKED, "catalog busy (%s): %s", what, m);
+	return ps_err(err, PS_ERROR, "catalog (postgresql) %s: %s", what, m);
+}
+
+static void forget_prepared(struct db_pg *d)
+{
+	for (int i = 0; i < STMT_CACHE; i++) {
+		free(d->cache[i].sql);
+		d->cache[i].sql = NULL;
+	}
+}
+
+/* Reconnects when the connection dropped (outside a transaction only). */
+static int ensure_conn(struct db_pg *d, struct ps_error *err)
+{
+	if (PQstatus(d->c) == CONNECTION_OK)
+		return PS_OK;
+	if (d->base.in_tx)
+		return ps_err(err, PS_ERROR, "catalog (postgresql): connection lost in a transaction");
+	PQreset(d->c);
+	forget_prepared(d);
+	if (PQstatus(d->c) != CONNECTION_OK)
+		return ps_err(err, PS_ERROR, "catalog (postgresql): cannot reconnect: %s",
+			      PQerrorMessage(d->c));
+	return PS_OK;
+}
+
+static int get_stmt(struct db_pg *d, const char *sql, int nparams, char *name, size_t nlen,
+		    struct ps_error *err)
+{
+	int victim = 0;
+	d->clock++;
+	for (int i = 0; i < STMT_CACHE; i++) {
+		if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0) {
+			d->cache[i].last_use = d->clock;
+			snprintf(name, nlen, "ps%d", i);
+			return PS_OK;
+		}
+		if (!d->cache[i].sql ||
+		    (d->cache[victim].sql && d->cache[i].last_use < d->cache[victim].last_use))
+			victim = i;
+	}
+	snprintf(name, nlen, "ps%d", victim);
+	if (d->cache[victim].sql) {
+		char dealloc[64];
+		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
+		PGresult *r = PQexec(d->c, dealloc);
+		PQclear(r);
+		free(d->cache[victim].sql);
+		d->cache[victim].sql = NULL;
+	}
+	PGresult *r = PQprepare(d->c, name, sql, nparams, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		int rc = pg_err_res(d, r, err, "prepare");
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	d->cache[victim].sql = ps_strdup(sql);
+	if (!d->cache[victim].sql)
+		return ps_err(err, PS_ERROR, "out of memory");
+	d->cache[victim].last_use = d->clock;
+	return PS_OK;
+}
+
+static int pg_run(struct ps_db *db, const char *sql, const char *fmt, va_list ap, ps_db_row_fn fn,
+		  void *ctx, int64_t *changes, struct ps_error *err)
+{
+	struct db_pg *d = (struct db_pg *)db;
+	int n = (int)strlen(fmt);
+	if (n > MAX_PARAMS)
+		return ps_err(err, PS_EINVAL, "too many parameters");
+	char bufs[MAX_PARAMS][40];
+	const char *vals[MAX_PARAMS];
+	for (int i = 0; i < n; i++) {
+		switch (fmt[i]) {
+		case 'i':
+			snprintf(bufs[i], sizeof(bufs[i]), "%" PRId64, va_arg(ap, int64_t));
+			vals[i] = bufs[i];
+			break;
+		case 'd':
+			snprintf(bufs[i], sizeof(bufs[i]), "%.17g", va_arg(ap, double));
+			vals[i] = bufs[i];
+			break;
+		case 's': vals[i] = va_arg(ap, const char *); break;
+		default: return ps_err(err, PS_EINVAL, "bad parameter format '%c'", fmt[i]);
+		}
+	}
+	int rc = ensure_conn(d, err);
+	if (rc != PS_OK)
+		return rc;
+	char name[32];
+	rc = get_stmt(d, sql, n, name, sizeof(name), err);
+	if (rc != PS_OK)
+		return rc;
+	PGresult *res = PQexecPrepared(d->c, name, n, vals, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		rc = pg_err_res(d, res, err, "query");
+		PQclear(res);
+		return rc;
+	}
+	int result = PS_OK;
+	if (fn && st == PGRES_TUPLES_OK) {
+		struct ps_db_row row = { db->engine, res, 0 };
+		int rows = PQntuples(res);
+		for (int i = 0; i < rows && result == PS_OK; i++) {
+			row.row = i;
+			int frc = fn(ctx, &row);
+			if (frc != 0)
+				result = frc;
+		}
+	}
+	if (changes) {
+		const char *t = PQcmdTuples(res);
+		*changes = t && *t ? strtoll(t, NULL, 10) : 0;
+	}
+	PQclear(res);
+	return result;
+}
+
+static int pg_script(struct ps_db *db, const char *sql, struct ps_error *err)
+{
+	struct db_pg *d = (struct db_pg *)db;
+	int rc = ensure_conn(d, err);
+	if (rc != PS_OK)
+		return rc;
+	PGresult *res = PQexec(d->c, sql);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		rc = pg_err_res(d, res, err, "exec");
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	return PS_OK;
+}
+
+static int pg_begin(struct ps_db *db, struct ps_error *err) { return pg_script(db, "BEGIN", err); }
+
+static int64_t pg_int(struct ps_db_row *r, int c)
+{
+	const char *s = PQgetvalue(r->res, r->row, c);
+	return s ? strtoll(s, NULL, 10) : 0;
+}
+static double pg_double(struct ps_db_row *r, int c)
+{
+	const char *s = PQgetvalue(r->res, r->row, c);
+	return s ? strtod(s, NULL) : 0.0;
+}
+static const char *pg_text(struct ps_db_row *r, int c)
+{
+	const char *s = PQgetvalue(r->res, r->row, c);
+	return s ? s : "";
+}
+static int pg_null(struct ps_db_row *r, int c) { return PQgetisnull(r->res, r->row, c); }
+
+static void pg_close(struct ps_db *db)
+{
+	struct db_pg *d = (struct db_pg *)db;
+	forget_prepared(d);
+	PQfinish(d->c);
+	free(d->conninfo);
+	free(d);
+}
+
+static const struct ps_db_engine pg_engine = {
+	"postgresql", pg_run, pg_script, pg_begin, pg_int, pg_double, pg_text, pg_null, pg_close,
+};
+
+static void pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* NOTICEs (e.g. "relation exists, skipping") are not errors */
+}
+
+int ps_db_open_pg(struct ps_db **out, const char *conninfo, struct ps_error *err)
+{
+	struct db_pg *d = ps_calloc(1, sizeof(*d));
+	if (!d || !(d->conninfo = ps_strdup(conninfo))) {
+		free(d);
+		return ps_err(err, PS_ERROR, "out of memory");
+	}
+	d->base.engine = &pg_engine;
+	d->c = PQconnectdb(conninfo);
+	if (PQstatus(d->c) != CONNECTION_OK) {
+		char m[600];
+		snprintf(m, sizeof(m), "%s", PQerrorMessage(d->c));
+		size_t l = strlen(m);
+		while (l && (m[l - 1] == '\n' || m[l - 1] == ' '))
+			m[--l] = 0;
+		pg_close(&d->base);
+		return ps_err(err, PS_ERROR, "cannot connect to the catalog (postgresql): %s", m);
+	}
+	PQsetNoticeProcessor(d->c, pg_notice, NULL);
+	int rc = pg_script(&d->base, "SET client_min_messages = warning", err);
+	if (rc != PS_OK) {
+		pg_close(&d->base);
+		return rc;
+	}
+	*out = &d->base;
+	return PS_OK;
+}
