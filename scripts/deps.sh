@@ -3,9 +3,9 @@
 #   scripts/deps.sh          build dependencies
 #   scripts/deps.sh --test   also everything the test suite starts or uses
 set -eu
-pkgs="build-essential pkg-config libzstd-dev liblz4-dev libssl-dev libjansson-dev fuse3 libfuse3-dev libglusterfs-dev"
+pkgs="build-essential pkg-config libzstd-dev liblz4-dev libssl-dev libjansson-dev fuse3 libfuse3-dev libglusterfs-dev libsqlite3-dev libpq-dev"
 if [ "${1:-}" = "--test" ]; then
-	pkgs="$pkgs perl attr clang python3 util-linux procps strace glusterfs-server"
+	pkgs="$pkgs perl attr clang python3 util-linux procps strace glusterfs-server postgresql"
 fi
 missing=""
 for p in $pkgs; do
