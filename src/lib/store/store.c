@@ -800,6 +800,70 @@ int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
 	return rc;
 }
 
+int ps_store_put_record(struct ps_store *s, const uint8_t *rec, size_t len, int force,
+			int *added, struct ps_error *err)
+{
+	const uint8_t *id = rec + 12;
+	struct pend_ent *pe;
+	uint32_t raw, stored;
+	uint64_t off = 0;
+	int rc = PS_OK;
+
+	if (added)
+		*added = 0;
+	if (len < PS_PACK_REC_HDR_LEN)
+		return ps_err(err, PS_EINVAL, "object record is truncated");
+	raw = ps_get_le32(rec + 4);
+	stored = ps_get_le32(rec + 8);
+	if ((rec[0] != PS_OBJ_CHUNK && rec[0] != PS_OBJ_TREE) || rec[1] > PS_CODEC_LZ4 ||
+	    raw > PS_OBJ_MAX || stored > PS_OBJ_MAX || (size_t)stored != len - PS_PACK_REC_HDR_LEN)
+		return ps_err(err, PS_EINVAL, "object record header is invalid");
+	pthread_mutex_lock(&s->lock);
+	pe = pend_find(&P(s)->pend, id);
+	if ((pe && !pe->failed) || (!force && has_locked(s, id, NULL, 1))) {
+		pthread_mutex_unlock(&s->lock);
+		return PS_OK;
+	}
+	if (pe)
+		pe->failed = 0;
+	else if (!(pe = pend_insert(&P(s)->pend, id))) {
+		pthread_mutex_unlock(&s->lock);
+		return ps_err(err, PS_ERROR, "out of memory");
+	}
+	if (!s->writer) {
+		uint8_t zero[32] = { 0 };
+		uint32_t num;
+		if (add_pack(s, zero, &num))
+			rc = ps_err(err, PS_ERROR, "out of memory");
+		else if (!(rc = ps_pack_writer_open(s, &s->writer, err)))
+			P(s)->cur_pack = num;
+		else
+			s->npacks--;
+	}
+	if (!rc)
+		rc = ps_pack_writer_add(s->writer, rec[0], rec[1], id, raw, rec + PS_PACK_REC_HDR_LEN,
+					stored, &off, err);
+	pe = pend_find(&P(s)->pend, id);
+	if (!rc) {
+		pe->pack = P(s)->cur_pack;
+		pe->off = (uint32_t)off;
+		pe->len = (uint32_t)len;
+		pe->raw = raw;
+		pe->type = rec[0];
+		s->new_objects++;
+		s->new_raw += raw;
+		s->new_stored += len;
+		if (added)
+			*added = 1;
+		if (ps_pack_writer_size(s->writer) >= s->pack_target)
+			rc = finish_pack_locked(s, err);
+	} else if (pe && !pe->len) {
+		pe->failed = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 int ps_store_flush(struct ps_store *s, struct ps_error *err)
 {
 	struct store_priv *priv = P(s);
@@ -1024,6 +1088,21 @@ static int get_record(struct ps_store *s, const uint8_t id[32], uint32_t pack, u
 		rc = ps_err(err, PS_ECORRUPT, "object %s: pack '%s' is truncated", hex, path);
 		goto done;
 	}
+	if (want_type < 0) {
+		/* the record as stored (sync sends it without recompressing): its
+		 * header is checked here, its content by whoever decodes it */
+		if (rlen < PS_PACK_REC_HDR_LEN || memcmp(rec + 12, id, 32) ||
+		    ps_get_le32(rec + 8) != rlen - PS_PACK_REC_HDR_LEN) {
+			ps_hex_encode(id, 32, hex);
+			rc = ps_err(err, PS_ECORRUPT, "object %s: record header in pack '%s' is damaged",
+				    hex, path);
+			goto done;
+		}
+		*out = rec;
+		*len = rlen;
+		rec = NULL;
+		goto done;
+	}
 	rc = ps_pack_decode_record(rec, rlen, id, &type, out, len, err);
 	if (rc) {
 		ps_err_prefix(err, "pack '%s'", path);
@@ -1046,8 +1125,24 @@ done:
 
 #define GET_CANDIDATES 8
 
+/* want_type < 0: the record itself (ps_store_get_record). */
+static int get_any(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
+		   size_t *len, struct ps_error *err);
+
 int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
 		 size_t *len, struct ps_error *err)
+{
+	return get_any(s, id, want_type < 0 ? 0 : want_type, out, len, err);
+}
+
+int ps_store_get_record(struct ps_store *s, const uint8_t id[32], uint8_t **rec, size_t *len,
+			struct ps_error *err)
+{
+	return get_any(s, id, -1, rec, len, err);
+}
+
+static int get_any(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
+		   size_t *len, struct ps_error *err)
 {
 	char hex[65];
 	int rc = ps_store_load_index(s, err);
@@ -1057,7 +1152,8 @@ int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_
 		struct { uint32_t pack, off, len; } cand[GET_CANDIDATES];
 		const struct ps_idx_ent *e;
 		size_t nc = 0;
-		int missing = 0;
+		int missing = 0, corrupt = 0;
+		struct ps_error first;
 		pthread_mutex_lock(&s->lock);
 		e = idx_find(s, id);
 		if (e) {
@@ -1089,11 +1185,29 @@ int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_
 			return ps_err(err, PS_ENOTFOUND, "object %s is missing from the store", hex);
 		}
 		for (size_t i = 0; i < nc; i++) {
+			struct ps_error e2;
 			missing = 0;
+			ps_error_clear(&e2);
 			rc = get_record(s, id, cand[i].pack, cand[i].off, cand[i].len, want_type, out, len,
-					&missing, err);
-			if (!missing)
+					&missing, &e2);
+			if (rc == PS_ECORRUPT && !missing && !corrupt) {
+				/* a damaged copy: another one (say a repaired copy) may be good */
+				corrupt = 1;
+				first = e2;
+				continue;
+			}
+			if (!missing && rc != PS_ECORRUPT) {
+				if (rc && err)
+					*err = e2;
 				return rc;
+			}
+			if (err && !corrupt)
+				*err = e2;
+		}
+		if (corrupt) {
+			if (err)
+				*err = first;
+			return PS_ECORRUPT;
 		}
 		/* every pack the loaded index names for it is gone */
 		if (attempt || refresh_index(s) <= 0)

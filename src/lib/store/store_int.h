@@ -121,6 +121,18 @@ int ps_store_put(struct ps_store *s, int type, const void *data, size_t len,
  * PS_ENOTFOUND, PS_ECORRUPT (with the message naming the object and pack). */
 int ps_store_get(struct ps_store *s, const uint8_t id[32], int want_type, uint8_t **out,
 		 size_t *len, struct ps_error *err);
+/* Stores an object record as it is stored in a pack (44-byte header and the
+ * stored, possibly compressed bytes), without recompressing: sync and repair
+ * copy objects this way. The caller has verified the record (decoded it and
+ * checked its SHA-256); only the header is checked here. Deduplicates like
+ * ps_store_put unless `force` (repair: the indexed copy is damaged), which
+ * writes a new copy even when the index names one. */
+int ps_store_put_record(struct ps_store *s, const uint8_t *rec, size_t len, int force,
+			int *added, struct ps_error *err);
+/* Reads an object's record as stored (header + stored bytes) without
+ * decompressing or verifying its content; *rec is malloc'd. */
+int ps_store_get_record(struct ps_store *s, const uint8_t id[32], uint8_t **rec, size_t *len,
+			struct ps_error *err);
 /* Finishes the open pack and publishes an index segment for all packs of
  * the session. After it returns every object put so far is durable. */
 int ps_store_flush(struct ps_store *s, struct ps_error *err);
