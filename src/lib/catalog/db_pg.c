@@ -30,15 +30,24 @@ struct db_pg {
 	uint64_t clock;
 };
 
+/* libpq messages span lines; ours are one line */
+static void one_line(char *m)
+{
+	size_t l = strlen(m);
+	while (l && (m[l - 1] == '\n' || m[l - 1] == ' '))
+		m[--l] = 0;
+	for (char *p = m; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+}
+
 static int pg_err_res(struct db_pg *d, PGresult *res, struct ps_error *err, const char *what)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(d->c);
 	char m[600];
 	snprintf(m, sizeof(m), "%s", msg && *msg ? msg : PQerrorMessage(d->c));
-	size_t l = strlen(m);
-	while (l && (m[l - 1] == '\n' || m[l - 1] == ' '))
-		m[--l] = 0;
+	one_line(m);
 	if (state && strcmp(state, "23505") == 0)
 		return ps_err(err, PS_EEXISTS, "catalog: %s", m);
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
@@ -231,9 +240,7 @@ int ps_db_open_pg(struct ps_db **out, const char *conninfo, struct ps_error *err
 	if (PQstatus(d->c) != CONNECTION_OK) {
 		char m[600];
 		snprintf(m, sizeof(m), "%s", PQerrorMessage(d->c));
-		size_t l = strlen(m);
-		while (l && (m[l - 1] == '\n' || m[l - 1] == ' '))
-			m[--l] = 0;
+		one_line(m);
 		pg_close(&d->base);
 		return ps_err(err, PS_ERROR, "cannot connect to the catalog (postgresql): %s", m);
 	}
