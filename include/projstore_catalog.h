@@ -320,4 +320,23 @@ int ps_cat_totals(struct ps_catalog *cat, struct ps_cat_totals *out, struct ps_e
 int ps_cat_refresh_project(struct ps_catalog *cat, struct ps_store *store, const char *store_name,
 			   const char *project, struct ps_error *err);
 
+/* ------------------------------------------------------------- JSON */
+
+/*
+ * The JSON form of the catalog's objects (jansson; catalog_json.c), shared by
+ * the commands' --json output and the HTTP API (docs/API.md): times as RFC
+ * 3339 strings or null, "" as null, ages against now_us (ps_cat_now()).
+ * Each returns a new reference owned by the caller, NULL when out of memory.
+ */
+struct json_t;
+struct json_t *ps_cat_time_json(int64_t us);
+struct json_t *ps_cat_project_json(const struct ps_cat_project *p, int64_t now_us);
+struct json_t *ps_cat_host_json(const struct ps_cat_host *h, int64_t now_us);
+struct json_t *ps_cat_op_json(const struct ps_cat_op *o);
+struct json_t *ps_cat_event_json(const struct ps_cat_event *e, int64_t now_us);
+struct json_t *ps_cat_store_json(const struct ps_cat_store *s);
+struct json_t *ps_cat_sync_json(const struct ps_cat_sync *s, int64_t now_us);
+struct json_t *ps_cat_snapshot_json(const struct ps_cat_snapshot *s, int64_t now_us);
+struct json_t *ps_cat_totals_json(const struct ps_cat_totals *t);
+
 #endif
