@@ -320,6 +320,39 @@ int ps_cat_totals(struct ps_catalog *cat, struct ps_cat_totals *out, struct ps_e
 int ps_cat_refresh_project(struct ps_catalog *cat, struct ps_store *store, const char *store_name,
 			   const char *project, struct ps_error *err);
 
+/* ------------------------------------------------------------- statistics */
+
+/* One group of an aggregate (catalog_stats.c): key (and key2) with a count
+ * and, where stated, a sum. */
+struct ps_cat_count {
+	char key[PS_CAT_ID_MAX + 1];
+	char key2[PS_CAT_ID_MAX + 1];
+	int64_t count;
+	int64_t sum;
+};
+/* Projects per status (key). */
+int ps_cat_count_projects_by_status(struct ps_catalog *cat, struct ps_cat_count **out, size_t *n,
+				    struct ps_error *err);
+/* Operations per kind (key) and state (key2); sum = microseconds the
+ * finished ones took. */
+int ps_cat_count_ops(struct ps_catalog *cat, struct ps_cat_count **out, size_t *n,
+		     struct ps_error *err);
+/* Events per kind (key) and "ok"/"error" (key2). */
+int ps_cat_count_events(struct ps_catalog *cat, struct ps_cat_count **out, size_t *n,
+			struct ps_error *err);
+/* Sizes per store, from the newest-snapshot summaries. */
+struct ps_cat_store_usage {
+	char store[PS_CAT_ID_MAX + 1];
+	int64_t projects;       /* projects with a snapshot there */
+	int64_t logical_bytes;  /* of their newest snapshots */
+	int64_t stored_bytes;
+	int64_t newest_at;      /* newest snapshot time; 0 = none */
+};
+int ps_cat_store_usage(struct ps_catalog *cat, struct ps_cat_store_usage **out, size_t *n,
+		       struct ps_error *err);
+/* A cheap query: 0 when the catalog answers. */
+int ps_cat_ping(struct ps_catalog *cat, struct ps_error *err);
+
 /* ------------------------------------------------------------- JSON */
 
 /*
