@@ -96,6 +96,33 @@ static const char *const migrations[] = {
 	" error INTEGER NOT NULL DEFAULT 0,"
 	" detail TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX events_project ON events(project, id);",
+	/* 2: hosting - per-project limits (0 = none) and network mode, the
+	 * newest usage an agent measured, one uid per project (unique), and the
+	 * shared data/scratch volumes (host '' = every host) */
+	"ALTER TABLE projects ADD COLUMN limit_cpu DOUBLE PRECISION NOT NULL DEFAULT 0;"
+	"ALTER TABLE projects ADD COLUMN limit_memory BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE projects ADD COLUMN limit_io_weight BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE projects ADD COLUMN limit_pids BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE projects ADD COLUMN limit_network TEXT NOT NULL DEFAULT 'none';"
+	"ALTER TABLE projects ADD COLUMN limits_at BIGINT NOT NULL DEFAULT 0;"
+	"CREATE TABLE usage ("
+	" project TEXT PRIMARY KEY,"
+	" host TEXT NOT NULL DEFAULT '',"
+	" at BIGINT NOT NULL DEFAULT 0,"
+	" cpu_usec BIGINT NOT NULL DEFAULT 0,"
+	" memory_bytes BIGINT NOT NULL DEFAULT 0,"
+	" memory_peak BIGINT NOT NULL DEFAULT 0,"
+	" io_bytes BIGINT NOT NULL DEFAULT 0,"
+	" pids BIGINT NOT NULL DEFAULT 0,"
+	" disk_bytes BIGINT NOT NULL DEFAULT 0,"
+	" oom_kills BIGINT NOT NULL DEFAULT 0,"
+	" running INTEGER NOT NULL DEFAULT 0);"
+	"CREATE UNIQUE INDEX projects_uid ON projects(uid) WHERE uid >= 0;"
+	"CREATE TABLE volumes ("
+	" host TEXT NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" path TEXT NOT NULL,"
+	" PRIMARY KEY (host, kind));",
 };
 
 int ps_cat_schema_latest(void)
