@@ -109,6 +109,9 @@ struct ps_snapshot_info {
 	uint32_t root_uid, root_gid;
 	int64_t root_mtime_sec;
 	uint32_t root_mtime_nsec;
+	int unchanged;                /* save with skip_unchanged: nothing differed from
+					 the newest snapshot, which this describes; no
+					 snapshot was published */
 };
 
 /* Lists the snapshots of a project, oldest first. Costs one directory read
@@ -146,12 +149,17 @@ struct ps_save_opts {
 	ps_progress_fn progress;
 	ps_warn_fn warn;
 	void *cb_ctx;
+	int skip_unchanged;        /* publish nothing when the tree and the root's own
+				      metadata equal the newest snapshot's */
 };
-#define PS_SAVE_OPTS_INIT { -1, -1, NULL, NULL, 0, 0.0, NULL, 0, NULL, NULL, NULL }
+#define PS_SAVE_OPTS_INIT { -1, -1, NULL, NULL, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0 }
 
 /* Snapshots `dir` as the newest version of `project`. On success (PS_OK)
  * `*out` describes the new snapshot; entries skipped because they could not be
- * read are counted in out->errors and reported through opts->warn. */
+ * read are counted in out->errors and reported through opts->warn. With
+ * opts->skip_unchanged, a tree equal to the newest snapshot's publishes
+ * nothing: *out then describes that snapshot with out->unchanged = 1 (errors,
+ * quota and duration are this save's; new_* are 0). */
 int ps_save(struct ps_store *store, const char *project, const char *dir,
 	    const struct ps_save_opts *opts, struct ps_snapshot_info *out,
 	    struct ps_error *err);

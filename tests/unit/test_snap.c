@@ -1526,6 +1526,48 @@ static void test_save_alloc_failure(void)
 	}
 }
 
+/* skip_unchanged: an unchanged tree publishes nothing and says which
+ * snapshot it equals; a change in a file or in the root's own metadata
+ * publishes as usual. */
+static void test_skip_unchanged(void)
+{
+	const char *sdir = th_tmpdir("skipstore"), *src = th_tmpdir("skipsrc"),
+		   *cache = th_tmpdir("skipcache");
+	struct ps_store *s = NULL;
+	struct ps_save_opts so = PS_SAVE_OPTS_INIT;
+	struct ps_snapshot_info a, b, c;
+	struct ps_snapshot_info *list = NULL;
+	size_t n = 0;
+
+	mkfile(src, "f", "one", 3, 0644);
+	set_mtime(src, ".", 1700000000, 5);
+	if (ps_store_init(sdir, NULL, &E) || ps_store_open(&s, sdir, &E))
+		bail_out("store");
+	so.cache_dir = cache;
+	so.threads = 1;
+	so.skip_unchanged = 1;
+	is_int(ps_save(s, "p", src, &so, &a, &E), PS_OK, "skip_unchanged: first save");
+	is_int(a.unchanged, 0, "the first save of a project publishes");
+	is_int(ps_save(s, "p", src, &so, &b, &E), PS_OK, "save again, nothing changed");
+	ok(b.unchanged && !strcmp(b.name, a.name) && !memcmp(b.root, a.root, 32) && !b.new_objects,
+	   "nothing changed: no snapshot, the result names the newest one");
+	mkfile(src, "f", "two", 3, 0644);
+	set_mtime(src, ".", 1700000000, 5);
+	is_int(ps_save(s, "p", src, &so, &c, &E), PS_OK, "save after a file changed");
+	ok(!c.unchanged && strcmp(c.name, a.name) && !strcmp(c.parent, a.name),
+	   "a changed file publishes a new snapshot");
+	set_mtime(src, ".", 1700000001, 5);
+	is_int(ps_save(s, "p", src, &so, &b, &E), PS_OK, "save after the root's mtime changed");
+	ok(!b.unchanged && !memcmp(b.root, c.root, 32), "the root's own metadata counts as a change");
+	so.skip_unchanged = 0;
+	is_int(ps_save(s, "p", src, &so, &c, &E), PS_OK, "without skip_unchanged");
+	is_int(c.unchanged, 0, "an unchanged tree publishes as before");
+	is_int(ps_snapshot_list(s, "p", &list, &n, &E), PS_OK, "list");
+	is_int(n, 4, "four snapshots, none for the skipped save");
+	free(list);
+	ps_store_free(s);
+}
+
 int main(void)
 {
 	test_tree_roundtrip();
@@ -1536,5 +1578,6 @@ int main(void)
 	test_empty_dir();
 	test_save_leak();
 	test_save_alloc_failure();
+	test_skip_unchanged();
 	return done_testing();
 }

@@ -1159,6 +1159,19 @@ static void report(struct save_ctx *c)
 			       __atomic_load_n(&c->bytes_total, __ATOMIC_RELAXED));
 }
 
+/* 1 when the walked tree and the root directory's own metadata are those of
+ * snapshot `prev` (what a new snapshot would record equals what it records). */
+static int same_as_newest(const struct ps_snapshot_info *prev, const struct save_ctx *c,
+			  const struct stat *rst)
+{
+	uint32_t uid = c->uid >= 0 ? (uint32_t)c->uid : rst->st_uid;
+	uint32_t gid = c->gid >= 0 ? (uint32_t)c->gid : rst->st_gid;
+	return !memcmp(prev->root, c->root_id, 32) && prev->root_mode == (rst->st_mode & 07777) &&
+	       prev->root_uid == uid && prev->root_gid == gid &&
+	       prev->root_mtime_sec == rst->st_mtim.tv_sec &&
+	       prev->root_mtime_nsec == (uint32_t)rst->st_mtim.tv_nsec;
+}
+
 int ps_save(struct ps_store *s, const char *project, const char *dir,
 	    const struct ps_save_opts *opts, struct ps_snapshot_info *out, struct ps_error *err)
 {
@@ -1346,6 +1359,20 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	if (rc)
 		goto done;
 
+	if (opts->skip_unchanged && nprev && same_as_newest(&prev[nprev - 1], c, &rst)) {
+		/* nothing to publish; the cache may still have learned new stats
+		 * (a ctime bump), and every id in it is referenced by that snapshot */
+		*out = prev[nprev - 1];
+		out->unchanged = 1;
+		out->new_objects = out->new_raw_bytes = out->new_bytes = 0;
+		out->errors = c->errors;
+		out->quota_bytes = settings.quota;
+		out->over_quota = settings.quota && out->logical_bytes > settings.quota;
+		out->duration_ms = (ps_mono_ns() - m0) / 1000000;
+		if (c->fc)
+			ps_fcache_commit(c->fc, NULL);
+		goto done;
+	}
 	memset(out, 0, sizeof(*out));
 	snprintf(out->project, sizeof(out->project), "%s", project);
 	ps_snapshot_name(t0, out->name, sizeof(out->name));
