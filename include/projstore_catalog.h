@@ -222,6 +222,11 @@ int ps_cat_op_get(struct ps_catalog *cat, int64_t id, struct ps_cat_op *out, str
 /* Active (pending or running) operations whose next actor is `host`, oldest first. */
 int ps_cat_ops_for_host(struct ps_catalog *cat, const char *host, struct ps_cat_op **out,
 			size_t *n, struct ps_error *err);
+/* Active operations that go to `host` but whose next actor is another host
+ * (a move still with its old host), oldest first: what the target's agent
+ * looks at to take over a move whose old host is down. */
+int ps_cat_ops_for_target(struct ps_catalog *cat, const char *host, struct ps_cat_op **out,
+			  size_t *n, struct ps_error *err);
 /* Recent operations of a project (newest first, at most limit). */
 int ps_cat_ops_for_project(struct ps_catalog *cat, const char *project, int limit,
 			   struct ps_cat_op **out, size_t *n, struct ps_error *err);

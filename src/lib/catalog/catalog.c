@@ -788,6 +788,17 @@ int ps_cat_ops_for_host(struct ps_catalog *cat, const char *host, struct ps_cat_
 	return arr_done(&a, rc, (void **)out, n, err);
 }
 
+int ps_cat_ops_for_target(struct ps_catalog *cat, const char *host, struct ps_cat_op **out,
+			  size_t *n, struct ps_error *err)
+{
+	struct arr a = { NULL, 0, 0, sizeof(struct ps_cat_op), 0 };
+	int rc = ps_db_query(cat->db, push_op, &a, err,
+			     "SELECT " OP_COLS " FROM operations WHERE target_host = $1 AND host <> $1"
+			     " AND state IN ('pending', 'running') ORDER BY id",
+			     "s", host);
+	return arr_done(&a, rc, (void **)out, n, err);
+}
+
 int ps_cat_ops_for_project(struct ps_catalog *cat, const char *project, int limit,
 			   struct ps_cat_op **out, size_t *n, struct ps_error *err)
 {
