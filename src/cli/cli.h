@@ -23,6 +23,7 @@ enum {
 
 struct cli {
 	const char *store;      /* --store / $PROJSTORE_STORE / ./projstore-data */
+	const char *catalog;    /* --catalog / $PROJSTORE_CATALOG / STORE/catalog.db */
 	int json;               /* --json */
 	int quiet;
 	const char *prog;
@@ -91,6 +92,12 @@ int cmd_prune(struct cli *, int, char **);
 int cmd_policy(struct cli *, int, char **);
 int cmd_delete(struct cli *, int, char **);
 int cmd_gc(struct cli *, int, char **);
+int cmd_host(struct cli *, int, char **);
+int cmd_hosts(struct cli *, int, char **);
+int cmd_where(struct cli *, int, char **);
+int cmd_projects(struct cli *, int, char **);
+int cmd_events(struct cli *, int, char **);
+int cmd_rescan(struct cli *, int, char **);
 
 /* The --keep-... options of prune and policy (cmd_prune.c). */
 enum { CLI_KEEP_LAST = 1000, CLI_KEEP_WITHIN, CLI_KEEP_15MIN, CLI_KEEP_HOURLY, CLI_KEEP_DAILY,
@@ -114,6 +121,25 @@ void cli_policy_format(const struct ps_keep_policy *p, char *buf, size_t len);
 /* Options every command takes; handle them with cli_common_opt(). */
 #define CLI_COMMON_LONGOPTS \
 	{ "json", no_argument, NULL, 'J' }, { "store", required_argument, NULL, 'S' }, \
-	{ "help", no_argument, NULL, 'h' }
+	{ "catalog", required_argument, NULL, 'K' }, { "help", no_argument, NULL, 'h' }
 /* Returns 1 if handled, -1 for an unknown option (usage printed). */
 int cli_common_opt(struct cli *cli, const struct command *cmd, int c, const char *arg);
+
+/* The catalog (cli_catalog.c). */
+struct ps_catalog;
+/* Opens the catalog (--catalog, $PROJSTORE_CATALOG, else STORE/catalog.db for
+ * a local store), printing the error. Returns an exit code (0 = ok). */
+int cli_open_catalog(struct cli *cli, struct ps_catalog **out);
+/* The catalog if one is configured (--catalog, $PROJSTORE_CATALOG, or an
+ * existing STORE/catalog.db), else NULL; a configured catalog that cannot
+ * be opened is reported as a warning and gives NULL. */
+struct ps_catalog *cli_catalog_if_configured(struct cli *cli);
+/* After a command changed a project in the store: refresh the catalog's
+ * cached facts if a catalog is configured; warns (does not fail) otherwise. */
+void cli_catalog_refresh(struct cli *cli, struct ps_store *store, const char *project);
+/* After a direct save (rc = its result): the project's facts and the save's
+ * result into the catalog, if one is configured. */
+void cli_catalog_saved(struct cli *cli, struct ps_store *store, const char *project, int rc,
+		       const struct ps_snapshot_info *si, const struct ps_error *err);
+/* Who asked (for events/operations): $SUDO_USER, else the login name, else uid. */
+const char *cli_actor(void);

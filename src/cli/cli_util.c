@@ -238,6 +238,9 @@ int cli_common_opt(struct cli *cli, const struct command *cmd, int c, const char
 	case 'S':
 		cli->store = arg;
 		return 1;
+	case 'K':
+		cli->catalog = arg;
+		return 1;
 	case 'h':
 		cli_help(cmd, stdout);
 		exit(0);

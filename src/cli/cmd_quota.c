@@ -37,6 +37,8 @@ int cmd_quota(struct cli *cli, int argc, char **argv)
 	rc = set ? ps_quota_set(store, project, q, &err) : ps_quota_get(store, project, &q, &err);
 	if (!rc)
 		rc = ps_snapshot_list(store, project, &v, &n, &err);
+	if (!rc && set)
+		cli_catalog_refresh(cli, store, project);
 	ps_store_free(store);
 	if (rc)
 		return cli_fail(&err);

@@ -124,6 +124,7 @@ int cmd_save(struct cli *cli, int argc, char **argv)
 	ps_error_clear(&err);
 	rc = ps_save(store, argv[optind], argv[optind + 1], &o, &si, &err);
 	cli_progress_done(&cb.prog);
+	cli_catalog_saved(cli, store, argv[optind], rc, &si, &err);
 	ps_store_free(store);
 	free(ex);
 	if (rc) {

@@ -94,17 +94,49 @@ const struct command ps_commands[] = {
 	  "  --max-repack-ratio R   repack packs less than R reachable (default 0.5; 0 = never)\n"
 	  "  --grace SECONDS        wait between condemning and deleting (default 900)\n"
 	  "Exit: 0 done; 6 another gc runs; 8 the store is damaged (nothing changed; see check).\n" },
+	{ "host", cmd_host,
+	  "host add NAME --root DIR [--store URL] [--datacenter DC] [--capacity N] | host state NAME STATE",
+	  "Register a compute host in the catalog (or change it: adding an existing name updates it).\n"
+	  "  --root DIR          where the host's agent keeps working copies (ROOT/PROJECT)\n"
+	  "  --store URL         the store the host uses (default: the agent's own --store)\n"
+	  "  --datacenter DC     its datacenter (moves across datacenters sync first)\n"
+	  "  --capacity N        most projects it takes (default 0 = no limit)\n"
+	  "'host state NAME up|draining|disabled': draining and disabled hosts take no new projects;\n"
+	  "a disabled host counts as down (its projects can be opened elsewhere).\n"
+	  "Exit: 0 done; 2 invalid name, root or state; 7 no such host.\n" },
+	{ "hosts", cmd_hosts, "hosts [--json]",
+	  "List the hosts: datacenter, projects deployed, capacity, last heartbeat, state (up,\n"
+	  "down = no heartbeat for PROJSTORE_HOST_DEAD_SECONDS (30), draining, disabled).\n" },
+	{ "where", cmd_where, "where PROJECT [--json]",
+	  "Print the host PROJECT is deployed on, read fresh from the catalog; an empty line when\n"
+	  "it is not deployed anywhere (deploy it first with 'open'). --json adds status and path.\n" },
+	{ "projects", cmd_projects,
+	  "projects [--search TEXT] [--host NAME] [--status S] [--limit N] [--after ID] [--json]",
+	  "List the catalog's projects ordered by id: host, status (* = maintenance), size of the\n"
+	  "newest snapshot, quota, compression and dedup ratios, age of the newest snapshot.\n"
+	  "  --search TEXT   ids containing TEXT (case-insensitive)\n"
+	  "  --host NAME     deployed on NAME;  --status S  in status S (stored, deployed, ...)\n"
+	  "  --limit N, --after ID   one page of N, starting after ID\n" },
+	{ "events", cmd_events, "events PROJECT [--limit N] [--json]",
+	  "What happened to PROJECT (deployed, saved, failed, moved, ...), when and by whom;\n"
+	  "oldest first, the newest N (default 100). --json: newest first.\n" },
+	{ "rescan", cmd_rescan, "rescan [PROJECT...] [--json]",
+	  "Rebuild the catalog's copy of the store's facts (snapshots, sizes, ratios, quota) from\n"
+	  "the store, for every project of the store (or those named): projects saved without a\n"
+	  "catalog, or brought by sync, appear. Exit: 0 done; 1 some projects failed (listed).\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 
 static void main_help(FILE *f)
 {
-	fprintf(f, "usage: projstore [--store STORE] COMMAND [ARGS]\n\n"
+	fprintf(f, "usage: projstore [--store STORE] [--catalog CATALOG] COMMAND [ARGS]\n\n"
 		   "Versioned, deduplicated, compressed storage of project directories.\n\n"
 		   "Commands:\n");
 	for (const struct command *c = ps_commands; c->name; c++)
 		fprintf(f, "  %s\n", c->usage);
 	fprintf(f, "\nSTORE: --store, else $PROJSTORE_STORE, else ./projstore-data.\n"
+		   "CATALOG: --catalog (PATH, sqlite:PATH or postgresql://...), else $PROJSTORE_CATALOG,\n"
+		   "else catalog.db inside a local STORE.\n"
 		   "'projstore COMMAND --help' describes a command; docs/CLI.md has exit codes and JSON.\n");
 }
 
@@ -121,6 +153,12 @@ int main(int argc, char **argv)
 			i += 2;
 		} else if (!strncmp(argv[i], "--store=", 8)) {
 			cli.store = argv[i] + 8;
+			i++;
+		} else if (!strcmp(argv[i], "--catalog") && i + 1 < argc) {
+			cli.catalog = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "--catalog=", 10)) {
+			cli.catalog = argv[i] + 10;
 			i++;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			main_help(stdout);

@@ -47,14 +47,14 @@ pg_start () {
 	done
 	[ -n "$PG_PORT" ] || { cat "$PG_DIR/server.log" >&4 2>/dev/null; return 1; }
 	PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid") || return 1
-	runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db" || return 1
+	(cd / && runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db") || return 1
 	PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/$db"
 	export PG_URL PG_PID PG_PORT
 }
 
 # pg_newdb NAME: another empty database on the same server; prints its URL.
 pg_newdb () {
-	runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$1" &&
+	(cd / && runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$1") &&
 	echo "postgresql://postgres@127.0.0.1:$PG_PORT/$1"
 }
 

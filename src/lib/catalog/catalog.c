@@ -135,6 +135,15 @@ oom:
 static int migrate(struct ps_catalog *cat, struct ps_error *err)
 {
 	struct ps_db *db = cat->db;
+	/* the common case, one cheap read: already up to date */
+	int current = -1;
+	struct ps_error quiet;
+	if (ps_db_query(db, get_version_row, &current, &quiet, "SELECT version FROM schema_version",
+			"") == PS_OK &&
+	    current == ps_cat_schema_latest()) {
+		cat->version = current;
+		return PS_OK;
+	}
 	int rc = ps_db_begin(db, err);
 	if (rc != PS_OK)
 		return ps_err_prefix(err, "catalog %s", cat->name);
@@ -472,14 +481,17 @@ int ps_cat_project_set_facts(struct ps_catalog *cat, const char *id,
 		rc = ps_db_exec(
 			cat->db, NULL, err,
 			"UPDATE projects SET"
-			" quota_bytes = CASE WHEN $2 < 0 THEN quota_bytes ELSE $2 END,"
-			" logical_bytes = CASE WHEN $3 < 0 THEN logical_bytes ELSE $3 END,"
-			" stored_bytes = CASE WHEN $4 < 0 THEN stored_bytes ELSE $4 END,"
-			" compressratio = CASE WHEN $5 < 0 THEN compressratio ELSE $5 END,"
-			" dedupratio = CASE WHEN $6 < 0 THEN dedupratio ELSE $6 END,"
-			" snapshots = CASE WHEN $7 < 0 THEN snapshots ELSE $7 END,"
-			" last_snapshot = CASE WHEN $8 IS NULL THEN last_snapshot ELSE $8 END,"
-			" last_snapshot_at = CASE WHEN $9 < 0 THEN last_snapshot_at ELSE $9 END,"
+			" quota_bytes = CASE WHEN CAST($2 AS BIGINT) < 0 THEN quota_bytes ELSE CAST($2 AS BIGINT) END,"
+			" logical_bytes = CASE WHEN CAST($3 AS BIGINT) < 0 THEN logical_bytes ELSE CAST($3 AS BIGINT) END,"
+			" stored_bytes = CASE WHEN CAST($4 AS BIGINT) < 0 THEN stored_bytes ELSE CAST($4 AS BIGINT) END,"
+			" compressratio = CASE WHEN CAST($5 AS DOUBLE PRECISION) < 0 THEN compressratio"
+			" ELSE CAST($5 AS DOUBLE PRECISION) END,"
+			" dedupratio = CASE WHEN CAST($6 AS DOUBLE PRECISION) < 0 THEN dedupratio"
+			" ELSE CAST($6 AS DOUBLE PRECISION) END,"
+			" snapshots = CASE WHEN CAST($7 AS BIGINT) < 0 THEN snapshots ELSE CAST($7 AS BIGINT) END,"
+			" last_snapshot = CASE WHEN CAST($8 AS TEXT) IS NULL THEN last_snapshot ELSE CAST($8 AS TEXT) END,"
+			" last_snapshot_at = CASE WHEN CAST($9 AS BIGINT) < 0 THEN last_snapshot_at"
+			" ELSE CAST($9 AS BIGINT) END,"
 			" updated_at = $10 WHERE id = $1",
 			"siiiddisii", id, f->quota_bytes, f->logical_bytes, f->stored_bytes,
 			f->compressratio, f->dedupratio, f->snapshots, f->last_snapshot,
@@ -996,10 +1008,10 @@ int ps_cat_op_progress(struct ps_catalog *cat, int64_t id, const char *phase, in
 	int64_t now = ps_cat_now(), ch = 0;
 	int rc = ps_db_exec(cat->db, &ch, err,
 			    "UPDATE operations SET state = 'running',"
-			    " started_at = CASE WHEN started_at = 0 THEN $5 ELSE started_at END,"
-			    " phase = CASE WHEN $2 IS NULL THEN phase ELSE $2 END,"
-			    " bytes_done = CASE WHEN $3 < 0 THEN bytes_done ELSE $3 END,"
-			    " bytes_total = CASE WHEN $4 < 0 THEN bytes_total ELSE $4 END"
+			    " started_at = CASE WHEN started_at = 0 THEN CAST($5 AS BIGINT) ELSE started_at END,"
+			    " phase = CASE WHEN CAST($2 AS TEXT) IS NULL THEN phase ELSE CAST($2 AS TEXT) END,"
+			    " bytes_done = CASE WHEN CAST($3 AS BIGINT) < 0 THEN bytes_done ELSE CAST($3 AS BIGINT) END,"
+			    " bytes_total = CASE WHEN CAST($4 AS BIGINT) < 0 THEN bytes_total ELSE CAST($4 AS BIGINT) END"
 			    " WHERE id = $1 AND state IN ('pending', 'running')",
 			    "isiii", id, phase, bytes_done, bytes_total, now);
 	if (rc == PS_OK && ch == 0)
@@ -1027,7 +1039,7 @@ int ps_cat_op_finish(struct ps_catalog *cat, int64_t id, int ok, const char *res
 	int64_t now = ps_cat_now(), ch = 0;
 	int rc = ps_db_exec(cat->db, &ch, err,
 			    "UPDATE operations SET state = $2, phase = $2, finished_at = $3, result = $4,"
-			    " started_at = CASE WHEN started_at = 0 THEN $3 ELSE started_at END"
+			    " started_at = CASE WHEN started_at = 0 THEN CAST($3 AS BIGINT) ELSE started_at END"
 			    " WHERE id = $1 AND state IN ('pending', 'running')",
 			    "isis", id, ok ? "done" : "failed", now, result ? result : "");
 	if (rc == PS_OK && ch == 0)
