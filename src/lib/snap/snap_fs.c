@@ -1165,7 +1165,7 @@ int ps_snapfs_open(struct ps_snapfs **out, const char *location, const char *pro
 	pthread_mutex_init(&fs->fq_lock, NULL);
 	pthread_cond_init(&fs->fq_cond, NULL);
 	snprintf(fs->project, sizeof(fs->project), "%s", project);
-	fs->location = ps_strdup(realpath(location, abs) ? abs : location);
+	fs->location = ps_strdup(!ps_location_is_url(location) && realpath(location, abs) ? abs : location);
 	fs->uid = opts->uid;
 	fs->gid = opts->gid;
 	fs->own_uid = opts->uid >= 0 ? (uint32_t)opts->uid : (uint32_t)geteuid();

@@ -7,8 +7,11 @@
  * final name, and the directory holding it is fsynced.  Readers only ever
  * open final names, so they see a file whole or not at all.
  *
- * The local-directory backend is in backend_local.c.  A backend must not
- * require mmap (libgfapi has none): files are read with pread.
+ * The local-directory backend is in backend_local.c, the GlusterFS one
+ * (libgfapi, no mount) in backend_gluster.c; backend_open.c picks one by the
+ * location's scheme.  A backend must not require mmap (libgfapi has none):
+ * files are read with pread.  Every backend may be used from many threads at
+ * once (one ps_bfile by one thread at a time, except pread).
  */
 #ifndef PS_BACKEND_H
 #define PS_BACKEND_H
@@ -67,8 +70,58 @@ struct ps_backend {
 	char *location;     /* as given by the user, for messages */
 };
 
+/* ---- opening a store location (backend_open.c) ----
+ *
+ * A location is a directory path, or a URL "scheme://...". The scheme picks
+ * the backend; a string without "://" is always a path. */
+
+/* Creates the store directory itself when it is missing (its parent must
+ * exist); for `projstore init`. */
+#define PS_BACKEND_CREATE 1u
+
+/* Opens the backend for `location`: the caller owns *out and releases it
+ * with (*out)->ops->free(). Errors name the location. */
+int ps_backend_open(struct ps_backend **out, const char *location, unsigned flags,
+		    struct ps_error *err);
+/* 1 if location is a URL ("scheme://..."), 0 if it is a path. */
+int ps_location_is_url(const char *location);
+
 /* Opens the local-directory backend rooted at `path` (must exist). */
 int ps_backend_local_open(struct ps_backend **out, const char *path, struct ps_error *err);
+
+/* ---- GlusterFS through libgfapi (backend_gluster.c) ----
+ *
+ *   gluster://SERVER[,SERVER...][:PORT]/VOLUME[/PATH]
+ *
+ * SERVER is a host name, an IPv4 address or a bracketed IPv6 address, each
+ * optionally with its own ":PORT"; a port written after the last server is
+ * also the port of the servers before it that name none (default 24007).
+ * The first server is asked for the volume's layout, the others are backup
+ * volfile servers. PATH is the store directory inside the volume (default:
+ * the volume's root). */
+#define PS_GLUSTER_PORT 24007
+#define PS_GLUSTER_MAX_SERVERS 16
+#define PS_GLUSTER_HOST_MAX 255      /* bytes of a host name, with its NUL */
+#define PS_GLUSTER_VOLUME_MAX 128    /* bytes of a volume name, with its NUL */
+#define PS_GLUSTER_PATH_MAX 4096     /* bytes of PATH, with its NUL */
+
+struct ps_gluster_url {
+	size_t nservers;
+	struct {
+		char host[PS_GLUSTER_HOST_MAX];  /* without brackets */
+		int port;
+	} servers[PS_GLUSTER_MAX_SERVERS];
+	char volume[PS_GLUSTER_VOLUME_MAX];
+	char path[PS_GLUSTER_PATH_MAX];      /* "/" or "/a/b": absolute, no trailing '/' */
+};
+
+/* Parses and validates a gluster:// URL into *out (no network access).
+ * PS_EINVAL with a message naming the fault for anything else. */
+int ps_gluster_url_parse(const char *url, struct ps_gluster_url *out, struct ps_error *err);
+/* Opens the backend for a gluster:// URL: connects (or shares this
+ * process's connection to the volume) and checks the store directory. */
+int ps_backend_gluster_open(struct ps_backend **out, const char *url, unsigned flags,
+			    struct ps_error *err);
 
 /* Convenience wrappers used by the rest of the store. */
 int ps_be_read_all(struct ps_backend *be, const char *path, size_t max, void **out,

@@ -169,9 +169,7 @@ int ps_store_init(const char *location, const struct ps_init_opts *opts, struct 
 	}
 	if (ps_chunker_init(&ch, cmin, cavg, cmax))
 		return ps_err(err, PS_EINVAL, "invalid chunk sizes %u/%u/%u", cmin, cavg, cmax);
-	if (mkdir(location, 0755) && errno != EEXIST)
-		return ps_err_sys(err, "cannot create store directory '%s'", location);
-	rc = ps_backend_local_open(&be, location, err);
+	rc = ps_backend_open(&be, location, PS_BACKEND_CREATE, err);
 	if (rc)
 		return rc;
 	if (be->ops->stat(be, "config", &st, NULL) == PS_OK) {
@@ -224,7 +222,7 @@ int ps_store_open(struct ps_store **out, const char *location, struct ps_error *
 	s->priv = priv;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->pcache_lock, NULL);
-	rc = ps_backend_local_open(&s->be, location, err);
+	rc = ps_backend_open(&s->be, location, 0, err);
 	if (rc)
 		goto fail;
 	rc = ps_be_read_all(s->be, "config", CONFIG_MAX, &cfg, &len, err);
