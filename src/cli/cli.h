@@ -92,6 +92,7 @@ int cmd_prune(struct cli *, int, char **);
 int cmd_policy(struct cli *, int, char **);
 int cmd_delete(struct cli *, int, char **);
 int cmd_gc(struct cli *, int, char **);
+int cmd_migrate(struct cli *, int, char **);
 int cmd_host(struct cli *, int, char **);
 int cmd_hosts(struct cli *, int, char **);
 int cmd_where(struct cli *, int, char **);

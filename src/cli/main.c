@@ -94,6 +94,30 @@ const struct command ps_commands[] = {
 	  "  --max-repack-ratio R   repack packs less than R reachable (default 0.5; 0 = never)\n"
 	  "  --grace SECONDS        wait between condemning and deleting (default 900)\n"
 	  "Exit: 0 done; 6 another gc runs; 8 the store is damaged (nothing changed; see check).\n" },
+	{ "migrate", cmd_migrate,
+	  "migrate SRC_ROOT [-j N] [--uid N --gid N] [--quota SIZE|none] [--id-from dirname|info.json]\n"
+	  "               [--threads N] [--cache-dir DIR] [--catalog SPEC] [--json]",
+	  "Bring existing home directories into the store: every subdirectory of SRC_ROOT is one\n"
+	  "project, saved as its newest snapshot, in parallel. Resumable: run it again to import\n"
+	  "what changed since (an unchanged project costs a stat walk and publishes nothing) and\n"
+	  "what an interrupted run left. While a project is imported it is in maintenance and\n"
+	  "leased in the catalog; afterwards it is marked migrated, with an event. A project that\n"
+	  "is deployed, or was saved by someone else since its migration, is not touched.\n"
+	  "  -j, --jobs N          projects imported at once, each by its own process (default: cores)\n"
+	  "  --uid N, --gid N      store every entry as owned by N\n"
+	  "  --quota SIZE|none     set every project's quota (e.g. 4G)\n"
+	  "  --id-from dirname     the directory name is the project id (default)\n"
+	  "  --id-from info.json   the \"project_id\" string of SRC_ROOT/DIR/info.json is\n"
+	  "  --threads N           worker threads of each save (default: cores / jobs, at least 1)\n"
+	  "  --cache-dir DIR       file cache and import markers (DIR/migrate/STORE-ID/PROJECT;\n"
+	  "                        default $PROJSTORE_CACHE_DIR, /var/cache/projstore)\n"
+	  "A directory whose id is invalid or claimed twice, or that fails, is listed with the\n"
+	  "reason; the others go on. An unreadable entry is skipped and listed; the rest of its\n"
+	  "project is saved. A progress line is drawn when stderr is a terminal. SIGINT: the\n"
+	  "projects in work are finished, then it stops (twice: at once).\n"
+	  "Exit: 0 all imported or unchanged; 3 some projects failed or had entries skipped;\n"
+	  "      4 some are over quota; 5 both; 130 interrupted (run again to go on);\n"
+	  "      1 nothing done (no store, catalog or SRC_ROOT).\n" },
 	{ "host", cmd_host,
 	  "host add NAME --root DIR [--store URL] [--datacenter DC] [--capacity N] | host state NAME STATE",
 	  "Register a compute host in the catalog (or change it: adding an existing name updates it).\n"

@@ -1,0 +1,1630 @@
+/*
+ * cmd_migrate.c - projstore migrate SRC_ROOT: bring existing home directories
+ * into the store, one project per subdirectory of SRC_ROOT, in parallel and
+ * resumable.
+ *
+ * Shape.  The parent lists SRC_ROOT, derives every project id (the directory
+ * name, or the project_id field of <dir>/info.json), refuses invalid and
+ * duplicate ids, and forks -j worker processes.  Each worker takes project
+ * numbers one at a time from its job pipe, imports that project and writes
+ * lines back on its result pipe: "P <n> <files> <bytes>" while a save runs
+ * and "R <n> <json>" with the outcome.  The parent only hands out work, draws
+ * the progress line and writes the summary.  Processes rather than threads:
+ * each worker has its own store and catalog handles (a catalog handle serves
+ * one thread), and a crash while importing one project kills one worker,
+ * which is replaced; the project is reported as failed and the rest go on.
+ *
+ * One project (import_one):
+ *   1. refused while the catalog has it deployed, busy or leased to someone;
+ *   2. a stat walk of the source gives a digest of every entry's name, type,
+ *      mode, owner, size, times, inode and device (walk_tree);
+ *   3. the marker CACHE_DIR/migrate/<store id>/<project> of the last import
+ *      names the source, the options, the digest and the snapshot it made.
+ *      Same source, options and digest, nothing skipped then or now, and the
+ *      project's newest snapshot still that one: the project is unchanged and
+ *      nothing else is done (the cost of a stat walk and two small reads);
+ *   4. otherwise: catalog row, lease and `maintenance`, quota, ps_save with
+ *      owners rewritten and skip_unchanged (a tree equal to the newest
+ *      snapshot publishes nothing), the catalog's facts, result and event,
+ *      `maintenance` off and `migrated` on, lease released, marker written.
+ *
+ * The marker is written "pending" (naming the newest snapshot before the
+ * save) before the save and "done" after everything else, each time with
+ * temp file + fsync + rename.  A kill anywhere therefore leaves either the
+ * old marker (nothing was published), or a pending one (the rerun saves
+ * again; skip_unchanged keeps that from adding a duplicate snapshot).  A done
+ * marker whose snapshot is no longer the newest means the project was saved
+ * by someone else since it was migrated (deployed, changed, closed): it is
+ * not overwritten with the old source, the project is reported as failed.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "projstore_catalog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIG_MAX_DEPTH 4096          /* as the store's trees */
+#define MIG_INFO_MAX (1 << 20)      /* largest info.json read */
+#define MIG_SKIPPED_LIST 50         /* skipped entries listed per project */
+#define MIG_LEASE_US (4LL * 3600 * 1000000) /* lease while importing */
+#define MIG_MARKER_VERSION 1
+
+enum { ID_DIRNAME, ID_INFO_JSON };
+enum { ST_TODO, ST_IMPORTED, ST_UNCHANGED, ST_FAILED };
+
+struct proj {
+	char *dir;                  /* name in SRC_ROOT (any bytes but '/') */
+	char id[PS_CAT_ID_MAX + 8]; /* "" when there is none */
+	int state;                  /* ST_* */
+	char *reason;               /* why it failed (ST_FAILED) */
+	json_t *result;             /* the worker's result object */
+};
+
+struct mig {
+	struct cli *cli;
+	const char *src;            /* SRC_ROOT as given */
+	char *src_real;             /* its real path */
+	int jobs;                   /* worker processes */
+	int threads;                /* worker threads of each save */
+	long uid, gid;
+	uint64_t quota;
+	int set_quota;
+	int id_from;
+	char cache_dir[PATH_MAX];
+	char store_id[40];
+	char actor[PS_CAT_ID_MAX + 1];
+	char lease_owner[PS_CAT_ID_MAX + 1];
+	struct proj *p;
+	size_t np;
+	size_t nignored;            /* entries of SRC_ROOT that are not directories */
+	json_t *ignored;
+};
+
+/* ------------------------------------------------------------ small helpers */
+
+static char *xstrdup(const char *s)
+{
+	char *r = strdup(s);
+	if (!r) {
+		cli_error("out of memory");
+		exit(EXIT_FAIL);
+	}
+	return r;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *r = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&r, fmt, ap) < 0)
+		r = NULL;
+	va_end(ap);
+	if (!r) {
+		cli_error("out of memory");
+		exit(EXIT_FAIL);
+	}
+	return r;
+}
+
+/* A name for messages: control bytes, backslash and invalid UTF-8 as \xHH. */
+static char *escape_name(const char *s)
+{
+	size_t n = strlen(s);
+	char *r = malloc(n * 4 + 1), *o = r;
+	if (!r)
+		return xstrdup("?");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f || c == '\\' || c >= 0x80)
+			o += sprintf(o, "\\x%02x", c);
+		else
+			*o++ = (char)c;
+	}
+	*o = 0;
+	return r;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[b[i] >> 4];
+		out[2 * i + 1] = d[b[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+/* The file cache's directory, as the library chooses it (snap_fcache.c). */
+static void default_cache_dir(char *buf, size_t len)
+{
+	const char *e = getenv("PROJSTORE_CACHE_DIR");
+	if (e && *e) {
+		snprintf(buf, len, "%s", e);
+	} else if (geteuid() == 0) {
+		snprintf(buf, len, "/var/cache/projstore");
+	} else if ((e = getenv("XDG_CACHE_HOME")) && *e) {
+		snprintf(buf, len, "%s/projstore", e);
+	} else {
+		e = getenv("HOME");
+		snprintf(buf, len, "%s/.cache/projstore", e && *e ? e : "/tmp");
+	}
+}
+
+/* Keeps to the catalog's name characters. */
+static void name_chars(char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '.' || *s == '-' || *s == '_'))
+			*s = '_';
+}
+
+static void set_identity(struct mig *m)
+{
+	char host[256] = "localhost";
+	snprintf(m->actor, sizeof(m->actor), "%s", cli_actor());
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = 0;
+	snprintf(m->lease_owner, sizeof(m->lease_owner), "migrate.%.50s", host);
+	name_chars(m->lease_owner);
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, mode) && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, mode) && errno != EEXIST ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ stat walk */
+
+/*
+ * The digest of a tree as a stat walk sees it: per directory, the entries in
+ * name order, each as (name, mode, uid, gid, size, mtime, ctime, inode,
+ * device), a subdirectory's entries between an enter and a leave record.
+ * Like save it stays on the root's filesystem.  Any change save could see
+ * changes the digest: content changes move mtime or ctime, metadata and
+ * xattr changes move ctime.
+ */
+struct walk {
+	EVP_MD_CTX *md;
+	dev_t root_dev;
+	uint64_t entries, bytes, errors;
+};
+
+struct wrec {
+	uint32_t kind, name_len;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size, ino, dev;
+	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+};
+
+static void walk_record(struct walk *w, uint32_t kind, const char *name, const struct stat *st,
+			int err)
+{
+	struct wrec r;
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	r.name_len = (uint32_t)strlen(name);
+	if (st) {
+		r.mode = st->st_mode;
+		r.uid = st->st_uid;
+		r.gid = st->st_gid;
+		r.nlink = (uint32_t)st->st_nlink;
+		r.size = (uint64_t)st->st_size;
+		r.ino = st->st_ino;
+		r.dev = st->st_dev;
+		r.mtime_sec = st->st_mtim.tv_sec;
+		r.mtime_nsec = st->st_mtim.tv_nsec;
+		r.ctime_sec = st->st_ctim.tv_sec;
+		r.ctime_nsec = st->st_ctim.tv_nsec;
+	} else {
+		r.mode = (uint32_t)err;
+	}
+	EVP_DigestUpdate(w->md, &r, sizeof(r));
+	EVP_DigestUpdate(w->md, name, r.name_len);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void walk_dir(struct walk *w, int dfd, int depth)
+{
+	int fd2 = dup(dfd);
+	DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	if (!d) {
+		if (fd2 >= 0)
+			close(fd2);
+		walk_record(w, 'E', "", NULL, errno);
+		w->errors++;
+		return;
+	}
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			char **nv = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+			if (!nv)
+				break;
+			names = nv;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			break;
+		n++;
+	}
+	if (errno) {
+		walk_record(w, 'E', "", NULL, errno);
+		w->errors++;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		int cfd;
+		w->entries++;
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW)) {
+			walk_record(w, 'E', names[i], NULL, errno);
+			w->errors++;
+			continue;
+		}
+		walk_record(w, 'N', names[i], &st, 0);
+		if (S_ISREG(st.st_mode))
+			w->bytes += (uint64_t)st.st_size;
+		if (!S_ISDIR(st.st_mode) || st.st_dev != w->root_dev)
+			continue;
+		if (depth >= MIG_MAX_DEPTH) {
+			walk_record(w, 'E', names[i], NULL, ELOOP);
+			w->errors++;
+			continue;
+		}
+		cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd < 0) {
+			walk_record(w, 'E', names[i], NULL, errno);
+			w->errors++;
+			continue;
+		}
+		walk_record(w, '<', names[i], NULL, 0);
+		walk_dir(w, cfd, depth + 1);
+		walk_record(w, '>', names[i], NULL, 0);
+		close(cfd);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Walks `dir`; digest_hex gets 65 bytes. Returns 0, or an errno when the
+ * directory itself cannot be opened. */
+static int walk_tree(const char *dir, struct walk *w, char *digest_hex)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (fstat(fd, &st)) {
+		int e = errno;
+		close(fd);
+		return e;
+	}
+	memset(w, 0, sizeof(*w));
+	w->md = EVP_MD_CTX_new();
+	if (!w->md || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(w->md);
+		close(fd);
+		return ENOMEM;
+	}
+	w->root_dev = st.st_dev;
+	walk_record(w, 'R', "", &st, 0);
+	walk_dir(w, fd, 1);
+	close(fd);
+	EVP_DigestFinal_ex(w->md, md, &mdlen);
+	EVP_MD_CTX_free(w->md);
+	w->md = NULL;
+	hex(md, mdlen > 32 ? 32 : mdlen, digest_hex);
+	return 0;
+}
+
+static void sha256_hex(const void *data, size_t len, char *out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	hex(md, mdlen > 32 ? 32 : mdlen, out);
+}
+
+/* ------------------------------------------------------------ markers */
+
+struct marker {
+	int valid;
+	char state[16];             /* "pending" or "done" */
+	char source[65];            /* sha256 of the source's real path */
+	char options[65];           /* sha256 of what shapes the tree besides the source */
+	char digest[65];            /* of the stat walk before the save */
+	char snapshot[PS_SNAPNAME_MAX + 1]; /* done: the newest after; pending: before */
+	uint64_t errors;            /* entries the save skipped */
+};
+
+static void marker_path(const struct mig *m, const char *project, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/migrate/%s/%s", m->cache_dir, m->store_id, project);
+}
+
+static void marker_read(const struct mig *m, const char *project, struct marker *mk)
+{
+	char path[PATH_MAX], line[512];
+	FILE *f;
+	int version = 0;
+	memset(mk, 0, sizeof(*mk));
+	marker_path(m, project, path, sizeof(path));
+	if (!(f = fopen(path, "re")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char k[32], v[200];
+		unsigned long long u;
+		if (sscanf(line, "%31s %199s", k, v) != 2)
+			continue;
+		if (!strcmp(k, "projstore-migrate"))
+			version = atoi(v);
+		else if (!strcmp(k, "state"))
+			snprintf(mk->state, sizeof(mk->state), "%s", v);
+		else if (!strcmp(k, "source"))
+			snprintf(mk->source, sizeof(mk->source), "%s", v);
+		else if (!strcmp(k, "options"))
+			snprintf(mk->options, sizeof(mk->options), "%s", v);
+		else if (!strcmp(k, "digest"))
+			snprintf(mk->digest, sizeof(mk->digest), "%s", v);
+		else if (!strcmp(k, "snapshot"))
+			snprintf(mk->snapshot, sizeof(mk->snapshot), "%s", strcmp(v, "-") ? v : "");
+		else if (!strcmp(k, "errors") && sscanf(v, "%llu", &u) == 1)
+			mk->errors = u;
+	}
+	fclose(f);
+	mk->valid = version == MIG_MARKER_VERSION &&
+		    (!strcmp(mk->state, "pending") || !strcmp(mk->state, "done"));
+}
+
+/* Temp file + fsync + rename + fsync of the directory. */
+static int marker_write(const struct mig *m, const char *project, const struct marker *mk,
+			char *msg, size_t msglen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], text[1024];
+	int fd, n, rc = -1;
+	snprintf(dir, sizeof(dir), "%s/migrate/%s", m->cache_dir, m->store_id);
+	if (mkdirs(dir, 0700)) {
+		snprintf(msg, msglen, "cannot create '%s': %s", dir, strerror(errno));
+		return -1;
+	}
+	marker_path(m, project, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	n = snprintf(text, sizeof(text),
+		     "projstore-migrate %d\nstate %s\nsource %s\noptions %s\ndigest %s\nsnapshot %s\n"
+		     "errors %llu\n",
+		     MIG_MARKER_VERSION, mk->state, mk->source, mk->options, mk->digest,
+		     mk->snapshot[0] ? mk->snapshot : "-", (unsigned long long)mk->errors);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd)) {
+		snprintf(msg, msglen, "cannot write '%s': %s", tmp, strerror(errno));
+		goto done;
+	}
+	if (close(fd)) {
+		fd = -1;
+		snprintf(msg, msglen, "cannot write '%s': %s", tmp, strerror(errno));
+		goto done;
+	}
+	fd = -1;
+	if (rename(tmp, path)) {
+		snprintf(msg, msglen, "cannot rename '%s': %s", tmp, strerror(errno));
+		goto done;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		fsync(fd);
+	rc = 0;
+done:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/* ------------------------------------------------------------ project ids */
+
+/* Reads the project_id of DIR/info.json into p->id, or sets p->reason. */
+static void id_from_info(const struct mig *m, struct proj *p)
+{
+	char *path = xasprintf("%s/%s", m->src, p->dir);
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), fd = -1;
+	struct stat st;
+	char *buf = NULL;
+	json_t *j = NULL, *id;
+	json_error_t je;
+	ssize_t got;
+	size_t len = 0;
+	free(path);
+	if (dfd < 0) {
+		p->reason = xasprintf("cannot open the directory: %s", strerror(errno));
+		goto done;
+	}
+	fd = openat(dfd, "info.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		p->reason = xasprintf("cannot read info.json: %s", strerror(errno));
+		goto done;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		p->reason = xstrdup("info.json is not a regular file");
+		goto done;
+	}
+	if (st.st_size > MIG_INFO_MAX) {
+		p->reason = xasprintf("info.json is larger than %d bytes", MIG_INFO_MAX);
+		goto done;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		p->reason = xstrdup("out of memory");
+		goto done;
+	}
+	while (len < (size_t)st.st_size && (got = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
+		len += (size_t)got;
+	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		p->reason = xasprintf("info.json is not valid JSON (line %d: %s)", je.line, je.text);
+		goto done;
+	}
+	id = json_is_object(j) ? json_object_get(j, "project_id") : NULL;
+	if (!id || !json_is_string(id)) {
+		p->reason = xstrdup("info.json has no string \"project_id\"");
+		goto done;
+	}
+	if (!ps_project_id_valid(json_string_value(id))) {
+		char *e = escape_name(json_string_value(id));
+		p->reason = xasprintf("invalid project id '%.200s' in info.json (expected "
+				      "[a-z0-9][a-z0-9._-]{0,63})", e);
+		free(e);
+		goto done;
+	}
+	snprintf(p->id, sizeof(p->id), "%s", json_string_value(id));
+done:
+	json_decref(j);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+}
+
+static int cmp_proj_id(const void *a, const void *b)
+{
+	const struct proj *x = *(struct proj *const *)a, *y = *(struct proj *const *)b;
+	int c = strcmp(x->id, y->id);
+	return c ? c : strcmp(x->dir, y->dir);
+}
+
+static int cmp_proj_dir(const void *a, const void *b)
+{
+	return strcmp(((const struct proj *)a)->dir, ((const struct proj *)b)->dir);
+}
+
+static void fail_proj(struct proj *p, char *reason)
+{
+	p->state = ST_FAILED;
+	free(p->reason);
+	p->reason = reason;
+}
+
+/* Lists SRC_ROOT and derives the project ids. Returns an exit code. */
+static int list_projects(struct mig *m)
+{
+	DIR *d = opendir(m->src);
+	struct dirent *de;
+	size_t cap = 0;
+	struct proj **byid;
+	if (!d) {
+		cli_error("cannot open '%s': %s", m->src, strerror(errno));
+		return EXIT_FAIL;
+	}
+	m->ignored = json_array();
+	errno = 0;
+	while ((de = readdir(d))) {
+		struct stat st;
+		struct proj *p;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode)) {
+			m->nignored++;
+			json_array_append_new(m->ignored, cli_json_bytes(de->d_name, strlen(de->d_name)));
+			continue;
+		}
+		if (m->np == cap) {
+			struct proj *nv = realloc(m->p, (cap = cap ? cap * 2 : 256) * sizeof(*nv));
+			if (!nv) {
+				closedir(d);
+				cli_error("out of memory");
+				return EXIT_FAIL;
+			}
+			m->p = nv;
+		}
+		p = &m->p[m->np++];
+		memset(p, 0, sizeof(*p));
+		p->dir = xstrdup(de->d_name);
+		errno = 0;
+	}
+	if (errno) {
+		cli_error("cannot list '%s': %s", m->src, strerror(errno));
+		closedir(d);
+		return EXIT_FAIL;
+	}
+	closedir(d);
+	if (m->np > 1)
+		qsort(m->p, m->np, sizeof(*m->p), cmp_proj_dir);
+	for (size_t i = 0; i < m->np; i++) {
+		struct proj *p = &m->p[i];
+		if (m->id_from == ID_INFO_JSON) {
+			id_from_info(m, p);
+			if (p->reason)
+				p->state = ST_FAILED;
+		} else if (ps_project_id_valid(p->dir)) {
+			snprintf(p->id, sizeof(p->id), "%s", p->dir);
+		} else {
+			fail_proj(p, xstrdup("the directory name is not a valid project id (expected "
+					     "[a-z0-9][a-z0-9._-]{0,63}; --id-from info.json reads it "
+					     "from info.json)"));
+		}
+	}
+	/* duplicates: every directory claiming the id fails (which one is the
+	 * real project is not for migrate to guess) */
+	byid = calloc(m->np + 1, sizeof(*byid));
+	if (!byid) {
+		cli_error("out of memory");
+		return EXIT_FAIL;
+	}
+	size_t nb = 0;
+	for (size_t i = 0; i < m->np; i++)
+		if (m->p[i].id[0])
+			byid[nb++] = &m->p[i];
+	if (nb > 1)
+		qsort(byid, nb, sizeof(*byid), cmp_proj_id);
+	for (size_t i = 0; i < nb;) {
+		size_t k = i + 1;
+		while (k < nb && !strcmp(byid[k]->id, byid[i]->id))
+			k++;
+		if (k - i > 1) {
+			for (size_t a = i; a < k; a++) {
+				char others[600] = "";
+				size_t ol = 0;
+				for (size_t b = i; b < k; b++) {
+					char *e;
+					if (b == a || ol > 400)
+						continue;
+					e = escape_name(byid[b]->dir);
+					ol += (size_t)snprintf(others + ol, sizeof(others) - ol, "%s'%.100s'",
+							       ol ? ", " : "", e);
+					free(e);
+				}
+				fail_proj(byid[a], xasprintf("duplicate project id '%s' (also claimed by %s)",
+							     byid[a]->id, others));
+			}
+		}
+		i = k;
+	}
+	free(byid);
+	return 0;
+}
+
+/* ------------------------------------------------------------ one project */
+
+struct wctx {
+	struct mig *m;
+	struct ps_catalog *cat;
+	FILE *out;                  /* result pipe */
+	size_t idx;
+	int64_t last_progress;
+	json_t *skipped;
+	uint64_t nskipped;
+	uint64_t read_bytes;
+};
+
+static void w_progress(void *ctx, const char *phase, uint64_t fd, uint64_t ft, uint64_t bd,
+		       uint64_t bt)
+{
+	struct wctx *w = ctx;
+	int64_t now = mono_ms();
+	(void)phase;
+	(void)ft;
+	(void)bt;
+	w->read_bytes = bd;
+	if (now - w->last_progress < 250)
+		return;
+	w->last_progress = now;
+	fprintf(w->out, "P %zu %llu %llu\n", w->idx, (unsigned long long)fd, (unsigned long long)bd);
+	fflush(w->out);
+}
+
+static void w_warn(void *ctx, const char *path, const char *msg)
+{
+	struct wctx *w = ctx;
+	w->nskipped++;
+	if (json_array_size(w->skipped) < MIG_SKIPPED_LIST)
+		json_array_append_new(w->skipped, json_pack("{s:o, s:s}", "path",
+							     cli_json_bytes(path, strlen(path)), "error",
+							     msg));
+}
+
+static const char *result_text(const struct ps_snapshot_info *si, char *buf, size_t len)
+{
+	if (si->errors && si->over_quota)
+		snprintf(buf, len, "partial: %llu entries skipped; over quota",
+			 (unsigned long long)si->errors);
+	else if (si->errors)
+		snprintf(buf, len, "partial: %llu entries skipped", (unsigned long long)si->errors);
+	else
+		snprintf(buf, len, "%s", si->over_quota ? "over quota" : "ok");
+	return buf;
+}
+
+/* A worker's own catalog handle (the catalog cli_open_catalog opens, with
+ * the message kept for the project's result instead of printed). */
+static int open_catalog(struct cli *cli, struct ps_catalog **out, struct ps_error *err)
+{
+	const char *spec = cli->catalog && *cli->catalog ? cli->catalog : getenv("PROJSTORE_CATALOG");
+	return ps_catalog_open(out, spec && *spec ? spec : NULL, cli->store, err);
+}
+
+/* The options that shape the saved tree besides the source: owners and the
+ * project's stored excludes. */
+static void options_digest(const struct mig *m, struct ps_store *s, const char *project,
+			   char *out)
+{
+	char **ex = NULL, *buf;
+	size_t nex = 0, len = 0, cap = 128;
+	struct ps_error e;
+	buf = malloc(cap);
+	if (!buf) {
+		out[0] = 0;
+		return;
+	}
+	len = (size_t)snprintf(buf, cap, "uid %ld gid %ld", m->uid, m->gid);
+	if (ps_excludes_get(s, project, &ex, &nex, &e) == PS_OK) {
+		for (size_t i = 0; i < nex; i++) {
+			size_t l = strlen(ex[i]) + 1;
+			if (len + l + 1 > cap) {
+				char *nb = realloc(buf, cap = (len + l + 1) * 2);
+				if (!nb)
+					break;
+				buf = nb;
+			}
+			memcpy(buf + len + 1, ex[i], l);
+			len += l;
+		}
+		ps_strv_free(ex, nex);
+	}
+	sha256_hex(buf, len, out);
+	free(buf);
+}
+
+/* Imports project p (number idx); returns the result object. */
+static json_t *import_one(struct wctx *w, struct proj *p)
+{
+	struct mig *m = w->m;
+	struct ps_cat_project cp;
+	struct ps_store *s = NULL;
+	struct ps_snapshot_info si, *snaps = NULL;
+	struct ps_save_opts o = PS_SAVE_OPTS_INIT;
+	struct ps_error err, e2;
+	struct marker mk, nm;
+	struct walk wk;
+	char digest[65], options[65], source[65], msg[PS_CAT_TEXT_MAX + 64], res[PS_CAT_TEXT_MAX];
+	char *dir = xasprintf("%s/%s", m->src_real, p->dir), *real = NULL, *reason = NULL;
+	const char *status = "failed";
+	size_t nsnaps = 0;
+	uint64_t quota = 0;
+	int rc, in_catalog = 0, leased = 0, maint = 0;
+	int64_t t0 = mono_ms();
+	json_t *r = json_object();
+
+	memset(&si, 0, sizeof(si));
+	ps_error_clear(&err);
+	w->skipped = json_array();
+	w->nskipped = 0;
+	w->read_bytes = 0;
+	json_object_set_new(r, "dir", cli_json_bytes(p->dir, strlen(p->dir)));
+	json_object_set_new(r, "project", json_string(p->id));
+
+	if (!w->cat && open_catalog(m->cli, &w->cat, &err)) {
+		w->cat = NULL;
+		reason = xasprintf("catalog: %s", err.msg);
+		goto done;
+	}
+	/* 1. not while it lives somewhere */
+	rc = ps_cat_project_get(w->cat, p->id, &cp, &err);
+	if (rc == PS_OK) {
+		in_catalog = 1;
+		if (cp.host[0]) {
+			reason = xasprintf("deployed on host '%s' (close it before migrating it again)",
+					   cp.host);
+			goto done;
+		}
+		if (strcmp(cp.status, "stored")) {
+			reason = xasprintf("its status is '%s' (an open, close or move is in progress)",
+					   cp.status);
+			goto done;
+		}
+		if (cp.lease_owner[0] && strcmp(cp.lease_owner, m->lease_owner) &&
+		    cp.lease_expires > ps_cat_now()) {
+			reason = xasprintf("leased by '%s'", cp.lease_owner);
+			goto done;
+		}
+	} else if (rc != PS_ENOTFOUND) {
+		reason = xasprintf("catalog: %s", err.msg);
+		goto done;
+	}
+	/* 2. the stat walk */
+	real = realpath(dir, NULL);
+	rc = walk_tree(dir, &wk, digest);
+	if (rc || !real) {
+		reason = xasprintf("cannot open the directory: %s", strerror(rc ? rc : errno));
+		goto done;
+	}
+	sha256_hex(real, strlen(real), source);
+	if ((rc = ps_store_open(&s, m->cli->store, &err))) {
+		reason = xasprintf("%s", err.msg);
+		goto done;
+	}
+	options_digest(m, s, p->id, options);
+	if ((rc = ps_snapshot_list(s, p->id, &snaps, &nsnaps, &err)) ||
+	    (rc = ps_quota_get(s, p->id, &quota, &err))) {
+		reason = xasprintf("%s", err.msg);
+		goto done;
+	}
+	/* 3. the marker of the last import */
+	marker_read(m, p->id, &mk);
+	if (mk.valid && !strcmp(mk.state, "done") && nsnaps &&
+	    strcmp(mk.snapshot, snaps[nsnaps - 1].name)) {
+		reason = xasprintf("saved since it was migrated (newest snapshot %s from '%s', migrated "
+				   "as %s): not imported again",
+				   snaps[nsnaps - 1].name, snaps[nsnaps - 1].origin,
+				   mk.snapshot[0] ? mk.snapshot : "none");
+		goto done;
+	}
+	if (mk.valid && !strcmp(mk.state, "done") && nsnaps && !wk.errors && !mk.errors &&
+	    !strcmp(mk.source, source) && !strcmp(mk.options, options) &&
+	    !strcmp(mk.digest, digest)) {
+		si = snaps[nsnaps - 1];
+		if (m->set_quota && quota != m->quota) {
+			if ((rc = ps_quota_set(s, p->id, m->quota, &err))) {
+				reason = xasprintf("%s", err.msg);
+				goto done;
+			}
+			quota = m->quota;
+			struct ps_cat_store_facts f = PS_CAT_STORE_FACTS_INIT;
+			f.quota_bytes = (int64_t)quota;
+			ps_cat_project_set_facts(w->cat, p->id, &f, &e2);
+		}
+		si.quota_bytes = quota;
+		si.over_quota = quota && si.logical_bytes > quota;
+		si.new_objects = si.new_raw_bytes = si.new_bytes = 0;
+		si.errors = 0;
+		if (!in_catalog || !cp.migrated || cp.maintenance) {
+			ps_cat_project_ensure(w->cat, p->id, &e2);
+			ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &e2);
+			ps_cat_project_set_flag(w->cat, p->id, "migrated", 1, &e2);
+		}
+		status = "unchanged";
+		goto done;
+	}
+	/* 4. import */
+	if ((rc = ps_cat_project_ensure(w->cat, p->id, &err)) ||
+	    (rc = ps_cat_lease_acquire(w->cat, p->id, m->lease_owner, MIG_LEASE_US, &err))) {
+		reason = xasprintf("catalog: %s", err.msg);
+		goto done;
+	}
+	leased = 1;
+	if ((rc = ps_cat_project_set_flag(w->cat, p->id, "maintenance", 1, &err))) {
+		reason = xasprintf("catalog: %s", err.msg);
+		goto done;
+	}
+	maint = 1;
+	memset(&nm, 0, sizeof(nm));
+	snprintf(nm.state, sizeof(nm.state), "pending");
+	memcpy(nm.source, source, sizeof(source));
+	memcpy(nm.options, options, sizeof(options));
+	memcpy(nm.digest, digest, sizeof(digest));
+	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", nsnaps ? snaps[nsnaps - 1].name : "");
+	if (marker_write(m, p->id, &nm, msg, sizeof(msg))) {
+		reason = xstrdup(msg);
+		goto done;
+	}
+	if (m->set_quota && quota != m->quota && (rc = ps_quota_set(s, p->id, m->quota, &err))) {
+		reason = xasprintf("%s", err.msg);
+		goto done;
+	}
+	o.uid = m->uid;
+	o.gid = m->gid;
+	o.threads = m->threads;
+	o.cache_dir = m->cache_dir;
+	o.lock_timeout = 60;
+	o.skip_unchanged = 1;
+	o.progress = w_progress;
+	o.warn = w_warn;
+	o.cb_ctx = w;
+	rc = ps_save(s, p->id, dir, &o, &si, &err);
+	if (rc) {
+		reason = xasprintf("%s", err.msg);
+		snprintf(res, sizeof(res), "failed: %.400s", err.msg);
+		ps_cat_project_save_result(w->cat, p->id, ps_cat_now(), res, &e2);
+		goto done;
+	}
+	/* the catalog's cached facts, the result and the event */
+	if ((rc = ps_cat_refresh_project(w->cat, s, NULL, p->id, &err)) ||
+	    (rc = ps_cat_project_save_result(w->cat, p->id, ps_cat_now(),
+					     result_text(&si, res, sizeof(res)), &err))) {
+		reason = xasprintf("saved as %s, but catalog: %s", si.name, err.msg);
+		goto done;
+	}
+	{
+		char size[32];
+		char *e = escape_name(p->dir);
+		ps_format_size(si.logical_bytes, size, sizeof(size));
+		if (si.unchanged)
+			snprintf(msg, sizeof(msg), "from '%.200s': unchanged since %s", e, si.name);
+		else
+			snprintf(msg, sizeof(msg), "from '%.200s' as %s: %llu files, %s%s", e, si.name,
+				 (unsigned long long)si.files, size, si.errors ? ", entries skipped" : "");
+		free(e);
+		ps_cat_event_add(w->cat, p->id, "migrated", m->actor, si.errors != 0, msg, &e2);
+	}
+	if ((rc = ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &err)) ||
+	    (rc = ps_cat_project_set_flag(w->cat, p->id, "migrated", 1, &err))) {
+		reason = xasprintf("saved as %s, but catalog: %s", si.name, err.msg);
+		goto done;
+	}
+	maint = 0;
+	snprintf(nm.state, sizeof(nm.state), "done");
+	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", si.name);
+	nm.errors = si.errors;
+	if (marker_write(m, p->id, &nm, msg, sizeof(msg))) {
+		reason = xasprintf("saved as %s, but %s", si.name, msg);
+		goto done;
+	}
+	status = si.unchanged ? "unchanged" : "imported";
+done:
+	if (reason && w->cat && p->id[0]) {
+		ps_cat_event_add(w->cat, p->id, "migrate-failed", m->actor, 1, reason, &e2);
+		if (maint)   /* nothing half-imported is published: the store has the last good one */
+			ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &e2);
+	}
+	if (leased)
+		ps_cat_lease_release(w->cat, p->id, m->lease_owner, &e2);
+	json_object_set_new(r, "status", json_string(status));
+	if (reason) {
+		json_object_set_new(r, "reason", json_string(reason));
+		if (!json_object_get(r, "reason"))   /* not UTF-8 */
+			json_object_set_new(r, "reason", cli_json_bytes(reason, strlen(reason)));
+	}
+	if (!reason) {
+		json_object_set_new(r, "snapshot", json_string(si.name));
+		json_object_set_new(r, "files", json_integer((json_int_t)si.files));
+		json_object_set_new(r, "logical_bytes", json_integer((json_int_t)si.logical_bytes));
+		json_object_set_new(r, "new_bytes", json_integer((json_int_t)si.new_bytes));
+		json_object_set_new(r, "quota_bytes", si.quota_bytes
+						       ? json_integer((json_int_t)si.quota_bytes)
+						       : json_null());
+		json_object_set_new(r, "over_quota", json_boolean(si.over_quota));
+	}
+	json_object_set_new(r, "read_bytes", json_integer((json_int_t)w->read_bytes));
+	json_object_set_new(r, "errors", json_integer((json_int_t)w->nskipped));
+	json_object_set_new(r, "skipped", w->skipped);
+	w->skipped = NULL;
+	json_object_set_new(r, "duration_ms", json_integer((json_int_t)(mono_ms() - t0)));
+	free(snaps);
+	ps_store_free(s);
+	free(real);
+	free(dir);
+	free(reason);
+	return r;
+}
+
+/* ------------------------------------------------------------ workers */
+
+struct worker {
+	pid_t pid;
+	int job_fd;                 /* parent -> worker: "N\n" */
+	int res_fd;                 /* worker -> parent: lines */
+	char *buf;
+	size_t len, cap;
+	long busy;                  /* project number in work, or -1 */
+	uint64_t cur_bytes;         /* read so far by that project's save */
+	uint64_t cur_files;
+};
+
+static volatile sig_atomic_t g_interrupts;
+static volatile sig_atomic_t g_terminate;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGINT)
+		g_interrupts++;
+	else
+		g_terminate = 1;
+}
+
+static void worker_main(struct mig *m, int job_fd, int res_fd)
+{
+	struct wctx w;
+	FILE *in = fdopen(job_fd, "r");
+	char line[64];
+	memset(&w, 0, sizeof(w));
+	w.m = m;
+	w.out = fdopen(res_fd, "w");
+	if (!in || !w.out)
+		_exit(EXIT_FAIL);
+	while (fgets(line, sizeof(line), in)) {
+		size_t idx = strtoul(line, NULL, 10);
+		json_t *r;
+		char *text;
+		if (idx >= m->np)
+			break;
+		w.idx = idx;
+		w.last_progress = 0;
+		r = import_one(&w, &m->p[idx]);
+		text = json_dumps(r, JSON_COMPACT | JSON_ENSURE_ASCII);
+		json_decref(r);
+		if (!text)
+			_exit(EXIT_FAIL);
+		fprintf(w.out, "R %zu %s\n", idx, text);
+		free(text);
+		if (fflush(w.out))
+			break;
+	}
+	if (w.cat)
+		ps_catalog_close(w.cat);
+	_exit(0);
+}
+
+static int worker_start(struct mig *m, struct worker *ws, int nw, int i)
+{
+	int jp[2], rp[2];
+	pid_t pid;
+	if (pipe2(jp, O_CLOEXEC))
+		return -1;
+	if (pipe2(rp, O_CLOEXEC)) {
+		close(jp[0]);
+		close(jp[1]);
+		return -1;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		close(jp[0]);
+		close(jp[1]);
+		close(rp[0]);
+		close(rp[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGINT, &sa, NULL);    /* the parent decides when to stop */
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);  /* parent killed: so are we */
+		if (getppid() == 1)
+			_exit(EXIT_FAIL);
+		for (int k = 0; k < nw; k++) {
+			if (k == i || ws[k].pid <= 0)
+				continue;
+			close(ws[k].job_fd);
+			close(ws[k].res_fd);
+		}
+		close(jp[1]);
+		close(rp[0]);
+		worker_main(m, jp[0], rp[1]);
+	}
+	close(jp[0]);
+	close(rp[1]);
+	ws[i].pid = pid;
+	ws[i].job_fd = jp[1];
+	ws[i].res_fd = rp[0];
+	ws[i].len = 0;
+	ws[i].busy = -1;
+	ws[i].cur_bytes = ws[i].cur_files = 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------ the parent */
+
+struct tally {
+	size_t done, imported, unchanged, failed, partial, over_quota;
+	uint64_t logical, read, new_bytes, files;
+};
+
+struct progress {
+	int enabled, drawn;
+	int64_t last, start;
+};
+
+static void draw_progress(struct mig *m, struct progress *pr, const struct tally *t,
+			  const struct worker *ws, int nw, size_t todo, int force)
+{
+	int64_t now = mono_ms(), el;
+	uint64_t bytes = t->read;
+	int running = 0;
+	char b[32], rate[32], eta[32] = "-";
+	if (!pr->enabled || (!force && now - pr->last < 250))
+		return;
+	pr->last = now;
+	for (int i = 0; i < nw; i++)
+		if (ws[i].pid > 0 && ws[i].busy >= 0) {
+			running++;
+			bytes += ws[i].cur_bytes;
+		}
+	el = now - pr->start;
+	ps_format_size(bytes, b, sizeof(b));
+	ps_format_size(el > 0 ? (uint64_t)((double)bytes * 1000.0 / (double)el) : 0, rate, sizeof(rate));
+	if (t->done && todo > t->done) {
+		int64_t left = (int64_t)((double)el / 1000.0 * (double)(todo - t->done) / (double)t->done);
+		snprintf(eta, sizeof(eta), "%lld:%02lld:%02lld", (long long)(left / 3600),
+			 (long long)(left / 60 % 60), (long long)(left % 60));
+	} else if (t->done == todo) {
+		snprintf(eta, sizeof(eta), "0:00:00");
+	}
+	fprintf(stderr, "\r\033[Kmigrate: %zu/%zu projects (%zu imported, %zu unchanged, %zu failed), "
+			"%d running, %s read, %s/s, ETA %s",
+		t->done, todo, t->imported, t->unchanged, t->failed, running, b, rate, eta);
+	pr->drawn = 1;
+	(void)m;
+}
+
+static void clear_progress(struct progress *pr)
+{
+	if (pr->drawn)
+		fputs("\r\033[K", stderr);
+	pr->drawn = 0;
+}
+
+static uint64_t jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static void account(struct mig *m, struct proj *p, struct tally *t, struct progress *pr)
+{
+	json_t *r = p->result;
+	const char *st = r ? json_string_value(json_object_get(r, "status")) : NULL;
+	t->done++;
+	if (!st || !strcmp(st, "failed")) {
+		const char *why = r ? json_string_value(json_object_get(r, "reason")) : NULL;
+		if (p->state != ST_FAILED)
+			fail_proj(p, xstrdup(why ? why : "failed"));
+		t->failed++;
+		if (!pr->enabled && !m->cli->json && pr->start) {
+			char *e = escape_name(p->dir);
+			cli_error("migrate: '%s': %s", e, p->reason);
+			free(e);
+		}
+	} else {
+		p->state = !strcmp(st, "unchanged") ? ST_UNCHANGED : ST_IMPORTED;
+		if (p->state == ST_UNCHANGED)
+			t->unchanged++;
+		else
+			t->imported++;
+		if (jint(r, "errors"))
+			t->partial++;
+		if (json_is_true(json_object_get(r, "over_quota")))
+			t->over_quota++;
+		t->logical += jint(r, "logical_bytes");
+		t->new_bytes += jint(r, "new_bytes");
+		t->files += jint(r, "files");
+	}
+	if (r)
+		t->read += jint(r, "read_bytes");
+}
+
+/* Reads what a worker wrote; returns -1 at end of file. */
+static int drain(struct mig *m, struct worker *w, struct tally *t, struct progress *pr)
+{
+	char tmp[65536];
+	ssize_t n = read(w->res_fd, tmp, sizeof(tmp));
+	char *nl, *start;
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : -1;
+	if (n == 0)
+		return -1;
+	if (w->len + (size_t)n + 1 > w->cap) {
+		size_t cap = (w->len + (size_t)n + 1) * 2;
+		char *nb = realloc(w->buf, cap);
+		if (!nb)
+			return -1;
+		w->buf = nb;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, tmp, (size_t)n);
+	w->len += (size_t)n;
+	start = w->buf;
+	while ((nl = memchr(start, '\n', w->len - (size_t)(start - w->buf)))) {
+		*nl = 0;
+		if (start[0] == 'P') {
+			unsigned long long f, b;
+			size_t idx;
+			if (sscanf(start, "P %zu %llu %llu", &idx, &f, &b) == 3 && (long)idx == w->busy) {
+				w->cur_files = f;
+				w->cur_bytes = b;
+			}
+		} else if (start[0] == 'R') {
+			char *end;
+			size_t idx = strtoul(start + 2, &end, 10);
+			if (idx < m->np && (long)idx == w->busy) {
+				json_error_t je;
+				struct proj *p = &m->p[idx];
+				p->result = json_loads(end, 0, &je);
+				if (!p->result)
+					fail_proj(p, xstrdup("unreadable result from its worker"));
+				w->busy = -1;
+				w->cur_bytes = w->cur_files = 0;
+				account(m, p, t, pr);
+			}
+		}
+		start = nl + 1;
+	}
+	w->len -= (size_t)(start - w->buf);
+	memmove(w->buf, start, w->len);
+	return 0;
+}
+
+/* A worker is gone: its project (if any) failed. */
+static void reap(struct mig *m, struct worker *w, struct tally *t, struct progress *pr,
+		 const char *why)
+{
+	int status = 0;
+	close(w->job_fd);
+	close(w->res_fd);
+	waitpid(w->pid, &status, 0);
+	if (w->busy >= 0) {
+		struct proj *p = &m->p[w->busy];
+		if (why)
+			fail_proj(p, xstrdup(why));
+		else if (WIFSIGNALED(status))
+			fail_proj(p, xasprintf("its worker process died (signal %d: %s)", WTERMSIG(status),
+					       strsignal(WTERMSIG(status))));
+		else
+			fail_proj(p, xasprintf("its worker process exited (status %d)",
+					       WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+		p->result = NULL;
+		account(m, p, t, pr);
+	}
+	w->pid = 0;
+	w->busy = -1;
+}
+
+static json_t *summary_json(struct mig *m, const struct tally *t, int64_t ms, int interrupted)
+{
+	json_t *res = json_array(), *failed = json_array(), *oq = json_array(), *part = json_array();
+	for (size_t i = 0; i < m->np; i++) {
+		struct proj *p = &m->p[i];
+		json_t *r = p->result ? json_incref(p->result) : json_object();
+		if (!json_object_get(r, "dir"))
+			json_object_set_new(r, "dir", cli_json_bytes(p->dir, strlen(p->dir)));
+		if (!json_object_get(r, "project"))
+			json_object_set_new(r, "project", p->id[0] ? json_string(p->id) : json_null());
+		if (p->state == ST_TODO) {
+			json_object_set_new(r, "status", json_string("not-done"));
+		} else if (p->state == ST_FAILED) {
+			json_object_set_new(r, "status", json_string("failed"));
+			json_object_set_new(r, "reason", cli_json_bytes(p->reason, strlen(p->reason)));
+			json_array_append_new(failed, json_pack("{s:O, s:O, s:O}", "dir",
+								 json_object_get(r, "dir"), "project",
+								 json_object_get(r, "project"), "reason",
+								 json_object_get(r, "reason")));
+		}
+		if (p->state == ST_IMPORTED || p->state == ST_UNCHANGED) {
+			if (json_is_true(json_object_get(r, "over_quota")))
+				json_array_append_new(oq, json_pack("{s:s, s:O, s:O}", "project", p->id,
+								     "logical_bytes",
+								     json_object_get(r, "logical_bytes"),
+								     "quota_bytes",
+								     json_object_get(r, "quota_bytes")));
+			if (jint(r, "errors"))
+				json_array_append_new(part, json_pack("{s:s, s:O, s:O}", "project", p->id,
+								       "errors", json_object_get(r, "errors"),
+								       "skipped",
+								       json_object_get(r, "skipped")));
+		}
+		json_array_append_new(res, r);
+	}
+	return json_pack("{s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			 "s:f, s:o, s:o, s:o, s:o, s:o}",
+			 "source", cli_json_bytes(m->src, strlen(m->src)), "interrupted", interrupted,
+			 "projects", (json_int_t)m->np, "done", (json_int_t)t->done, "imported",
+			 (json_int_t)t->imported, "unchanged", (json_int_t)t->unchanged, "failed",
+			 (json_int_t)t->failed, "partial", (json_int_t)t->partial, "over_quota",
+			 (json_int_t)t->over_quota, "ignored", (json_int_t)m->nignored, "files",
+			 (json_int_t)t->files, "logical_bytes", (json_int_t)t->logical, "read_bytes",
+			 (json_int_t)t->read, "new_bytes", (json_int_t)t->new_bytes, "duration_ms",
+			 (json_int_t)ms, "read_bytes_per_second",
+			 ms > 0 ? (double)t->read * 1000.0 / (double)ms : 0.0, "failures", failed,
+			 "over_quota_projects", oq, "partial_projects", part, "ignored_entries",
+			 json_incref(m->ignored), "results", res);
+}
+
+static void summary_text(struct mig *m, const struct tally *t, int64_t ms, int interrupted)
+{
+	char lb[32], rb[32], nb[32], rate[32];
+	ps_format_size(t->logical, lb, sizeof(lb));
+	ps_format_size(t->read, rb, sizeof(rb));
+	ps_format_size(t->new_bytes, nb, sizeof(nb));
+	ps_format_size(ms > 0 ? (uint64_t)((double)t->read * 1000.0 / (double)ms) : 0, rate,
+		       sizeof(rate));
+	printf("%s %zu of %zu projects from %s in %.1f s: %zu imported, %zu unchanged, %zu failed\n",
+	       interrupted ? "interrupted after" : "migrated", t->done, m->np, m->src, (double)ms / 1000.0,
+	       t->imported, t->unchanged, t->failed);
+	printf("  %llu files, %s in the projects, %s read (%s/s), %s new in the store\n",
+	       (unsigned long long)t->files, lb, rb, rate, nb);
+	if (m->nignored)
+		printf("  %zu entries of %s are not directories and were ignored\n", m->nignored, m->src);
+	if (t->over_quota) {
+		printf("over quota (%zu):\n", t->over_quota);
+		for (size_t i = 0; i < m->np; i++) {
+			struct proj *p = &m->p[i];
+			char u[32], q[32];
+			if ((p->state != ST_IMPORTED && p->state != ST_UNCHANGED) ||
+			    !json_is_true(json_object_get(p->result, "over_quota")))
+				continue;
+			ps_format_size(jint(p->result, "logical_bytes"), u, sizeof(u));
+			ps_format_size(jint(p->result, "quota_bytes"), q, sizeof(q));
+			printf("  %s  %s used, quota %s\n", p->id, u, q);
+		}
+	}
+	if (t->partial) {
+		printf("imported with unreadable entries skipped (%zu):\n", t->partial);
+		for (size_t i = 0; i < m->np; i++) {
+			struct proj *p = &m->p[i];
+			json_t *sk, *v;
+			size_t k;
+			if ((p->state != ST_IMPORTED && p->state != ST_UNCHANGED) ||
+			    !jint(p->result, "errors"))
+				continue;
+			printf("  %s  %llu entries skipped\n", p->id,
+			       (unsigned long long)jint(p->result, "errors"));
+			sk = json_object_get(p->result, "skipped");
+			json_array_foreach(sk, k, v) {
+				const char *path = json_string_value(json_object_get(v, "path"));
+				const char *er = json_string_value(json_object_get(v, "error"));
+				if (k >= 10) {
+					printf("    ...\n");
+					break;
+				}
+				printf("    '");
+				cli_print_escaped(stdout, path ? path : "?", path ? strlen(path) : 1);
+				printf("': %s\n", er ? er : "?");
+			}
+		}
+	}
+	if (t->failed) {
+		printf("failed (%zu):\n", t->failed);
+		for (size_t i = 0; i < m->np; i++) {
+			struct proj *p = &m->p[i];
+			if (p->state != ST_FAILED)
+				continue;
+			printf("  '");
+			cli_print_escaped(stdout, p->dir, strlen(p->dir));
+			printf("'%s%s: ", p->id[0] && strcmp(p->id, p->dir) ? " -> " : "",
+			       p->id[0] && strcmp(p->id, p->dir) ? p->id : "");
+			cli_print_escaped(stdout, p->reason, strlen(p->reason));
+			printf("\n");
+		}
+	}
+	if (interrupted)
+		printf("interrupted: run the same command again to go on\n");
+}
+
+static int run(struct mig *m)
+{
+	struct worker *ws;
+	struct tally t;
+	struct progress pr;
+	struct sigaction sa, old_int, old_term, old_hup, old_pipe;
+	size_t next = 0, todo = 0;
+	int nw = m->jobs, interrupted = 0, told = 0, rc;
+	int64_t t0 = mono_ms();
+
+	memset(&t, 0, sizeof(t));
+	memset(&pr, 0, sizeof(pr));
+	pr.enabled = !m->cli->json && isatty(2) && !getenv("PROJSTORE_NO_PROGRESS");
+	/* invalid and duplicate ids are done already (listed in the summary) */
+	for (size_t i = 0; i < m->np; i++)
+		if (m->p[i].state == ST_FAILED)
+			account(m, &m->p[i], &t, &pr);
+	pr.start = t0;
+	todo = m->np;
+	if ((size_t)nw > m->np - t.done)
+		nw = (int)(m->np - t.done);
+	ws = calloc((size_t)(nw > 0 ? nw : 1), sizeof(*ws));
+	if (!ws) {
+		cli_error("out of memory");
+		return EXIT_FAIL;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sigaction(SIGHUP, &sa, &old_hup);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &old_pipe);
+	for (int i = 0; i < nw; i++) {
+		ws[i].busy = -1;
+		if (worker_start(m, ws, nw, i)) {
+			cli_error("cannot start a worker process: %s", strerror(errno));
+			ws[i].pid = 0;
+		}
+	}
+	for (;;) {
+		struct pollfd pf[256];
+		int map[256], npf = 0, busy = 0, alive = 0;
+		if (g_terminate || g_interrupts > 1) {
+			/* stop now: the projects in work stay in maintenance until a rerun */
+			for (int i = 0; i < nw; i++)
+				if (ws[i].pid > 0)
+					kill(ws[i].pid, SIGKILL);
+			for (int i = 0; i < nw; i++)
+				if (ws[i].pid > 0)
+					reap(m, &ws[i], &t, &pr, "interrupted while it was imported");
+			interrupted = 1;
+			break;
+		}
+		if (g_interrupts == 1 && !told) {
+			told = 1;
+			interrupted = 1;
+			clear_progress(&pr);
+			if (!m->cli->json)
+				cli_error("interrupted: finishing the projects in work (interrupt again to "
+					  "stop at once)");
+		}
+		/* hand out work */
+		for (int i = 0; i < nw; i++) {
+			if (ws[i].pid <= 0 && !interrupted) {
+				while (next < m->np && m->p[next].state != ST_TODO)
+					next++;
+				if (next < m->np && worker_start(m, ws, nw, i))
+					ws[i].pid = 0;
+			}
+			if (ws[i].pid <= 0)
+				continue;
+			alive++;
+			if (ws[i].busy < 0 && !interrupted) {
+				char line[32];
+				int n;
+				while (next < m->np && m->p[next].state != ST_TODO)
+					next++;
+				if (next < m->np) {
+					n = snprintf(line, sizeof(line), "%zu\n", next);
+					if (write(ws[i].job_fd, line, (size_t)n) == n) {
+						ws[i].busy = (long)next;
+						next++;
+					}
+				}
+			}
+			if (ws[i].busy >= 0)
+				busy++;
+			if (npf < 256) {
+				pf[npf].fd = ws[i].res_fd;
+				pf[npf].events = POLLIN;
+				map[npf++] = i;
+			}
+		}
+		while (next < m->np && m->p[next].state != ST_TODO)
+			next++;
+		if (!busy && (interrupted || next >= m->np || !alive))
+			break;
+		draw_progress(m, &pr, &t, ws, nw, todo, 0);
+		rc = poll(pf, (nfds_t)npf, 250);
+		if (rc < 0 && errno != EINTR)
+			break;
+		for (int k = 0; rc > 0 && k < npf; k++) {
+			struct worker *w = &ws[map[k]];
+			if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (drain(m, w, &t, &pr) < 0)
+				reap(m, w, &t, &pr, NULL);
+		}
+	}
+	/* no more work: workers see end of file and exit */
+	for (int i = 0; i < nw; i++) {
+		if (ws[i].pid <= 0)
+			continue;
+		close(ws[i].job_fd);
+		ws[i].job_fd = -1;
+		while (drain(m, &ws[i], &t, &pr) == 0)
+			;
+		close(ws[i].res_fd);
+		waitpid(ws[i].pid, NULL, 0);
+		ws[i].pid = 0;
+	}
+	for (int i = 0; i < nw; i++)
+		free(ws[i].buf);
+	free(ws);
+	draw_progress(m, &pr, &t, NULL, 0, todo, 1);
+	clear_progress(&pr);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	{
+		int64_t ms = mono_ms() - t0;
+		if (m->cli->json)
+			cli_print_json(summary_json(m, &t, ms, interrupted));
+		else
+			summary_text(m, &t, ms, interrupted);
+	}
+	if (interrupted)
+		return 130;
+	if ((t.failed || t.partial) && t.over_quota)
+		return EXIT_PARTIAL_QUOTA;
+	if (t.over_quota)
+		return EXIT_QUOTA;
+	if (t.failed || t.partial)
+		return EXIT_PARTIAL;
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------ the command */
+
+int cmd_migrate(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "uid", required_argument, NULL, 'u' },
+		{ "gid", required_argument, NULL, 'g' },
+		{ "quota", required_argument, NULL, 'q' },
+		{ "id-from", required_argument, NULL, 'I' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "cache-dir", required_argument, NULL, 'C' },
+		CLI_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct command *cmd = cli_find("migrate");
+	struct mig m;
+	struct ps_store *store = NULL;
+	struct ps_catalog *cat = NULL;
+	struct rlimit rl;
+	int c, rc, ncpu;
+	long v;
+
+	memset(&m, 0, sizeof(m));
+	m.cli = cli;
+	m.uid = m.gid = -1;
+	m.jobs = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hj:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			if (cli_parse_long(optarg, 1, 256, &v))
+				return cli_usage(cmd, "invalid number of jobs '%s' (1-256)", optarg);
+			m.jobs = (int)v;
+			break;
+		case 't':
+			if (cli_parse_long(optarg, 1, 256, &v))
+				return cli_usage(cmd, "invalid thread count '%s'", optarg);
+			m.threads = (int)v;
+			break;
+		case 'u':
+		case 'g':
+			if (cli_parse_long(optarg, 0, 4294967294L, &v))
+				return cli_usage(cmd, "invalid %s '%s'", c == 'u' ? "uid" : "gid", optarg);
+			if (c == 'u')
+				m.uid = v;
+			else
+				m.gid = v;
+			break;
+		case 'q':
+			if (!strcmp(optarg, "none")) {
+				m.quota = 0;
+			} else if (ps_parse_size(optarg, &m.quota) || !m.quota) {
+				return cli_usage(cmd, "invalid size '%s' (e.g. 4G, 512M, none)", optarg);
+			}
+			m.set_quota = 1;
+			break;
+		case 'I':
+			if (!strcmp(optarg, "dirname"))
+				m.id_from = ID_DIRNAME;
+			else if (!strcmp(optarg, "info.json"))
+				m.id_from = ID_INFO_JSON;
+			else
+				return cli_usage(cmd, "invalid --id-from '%s' (dirname or info.json)", optarg);
+			break;
+		case 'C':
+			snprintf(m.cache_dir, sizeof(m.cache_dir), "%s", optarg);
+			break;
+		default:
+			if (cli_common_opt(cli, cmd, c, optarg) < 0)
+				return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage(cmd, argc - optind < 1 ? "SRC_ROOT is required" : "too many arguments");
+	m.src = argv[optind];
+	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	if (!m.jobs)
+		m.jobs = ncpu;
+	if (!m.threads)
+		m.threads = ncpu / m.jobs > 1 ? ncpu / m.jobs : 1;
+	if (!m.cache_dir[0])
+		default_cache_dir(m.cache_dir, sizeof(m.cache_dir));
+	set_identity(&m);
+	/* one open directory per level of every walk, in every worker */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	if (!(m.src_real = realpath(m.src, NULL))) {
+		cli_error("cannot open '%s': %s", m.src, strerror(errno));
+		return EXIT_FAIL;
+	}
+	if ((rc = cli_open_store(cli, &store)))
+		return rc;
+	snprintf(m.store_id, sizeof(m.store_id), "%s", ps_store_id(store));
+	ps_store_free(store);
+	if ((rc = cli_open_catalog(cli, &cat)))
+		return rc;
+	ps_catalog_close(cat);   /* each worker opens its own */
+	if ((rc = list_projects(&m)))
+		return rc;
+	rc = run(&m);
+	for (size_t i = 0; i < m.np; i++) {
+		free(m.p[i].dir);
+		free(m.p[i].reason);
+		json_decref(m.p[i].result);
+	}
+	free(m.p);
+	json_decref(m.ignored);
+	free(m.src_real);
+	return rc;
+}
