@@ -34,6 +34,14 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
 $(DAEMON_OBJ): CFLAGS += $(shell pkg-config --cflags fuse3)
+# the HTTP server of `projstore serve` (libmicrohttpd) and its dashboard,
+# whose files are compiled into the binary (scripts/embed-web.sh)
+SERVER_SRC := $(sort $(wildcard src/server/*.c))
+WEB_FILES  := $(sort $(wildcard src/server/web/*))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
+$(SERVER_OBJ): CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
+DAEMON_OBJ += $(SERVER_OBJ)
+$(BUILD)/projstore: LDLIBS += $(shell pkg-config --libs libmicrohttpd)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
@@ -55,6 +63,14 @@ $(BUILD)/libprojstore.a: $(LIB_OBJ)
 
 $(BUILD)/projstore: $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a $(LDLIBS) $(shell pkg-config --libs fuse3)
+
+# the dashboard files as a C file (scripts/embed-web.sh)
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-web.sh $@ $(WEB_FILES)
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Isrc/server $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libprojstore.a
 	@mkdir -p $(dir $@)

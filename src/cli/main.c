@@ -148,6 +148,27 @@ const struct command ps_commands[] = {
 	  "Rebuild the catalog's copy of the store's facts (snapshots, sizes, ratios, quota) from\n"
 	  "the store, for every project of the store (or those named): projects saved without a\n"
 	  "catalog, or brought by sync, appear. Exit: 0 done; 1 some projects failed (listed).\n" },
+	{ "serve", cmd_serve,
+	  "serve [--listen ADDR:PORT] [--token-file FILE] [--catalog SPEC] [--store LOCATION]\n"
+	  "               [--threads N] [--rate-limit N] [--rate-burst N] [--max-body SIZE]\n"
+	  "               [--max-connections N] [--no-store]",
+	  "Serve the HTTP JSON API over the catalog (docs/API.md), the dashboard at / and\n"
+	  "Prometheus metrics at /metrics, in the foreground until SIGINT or SIGTERM. Requests to\n"
+	  "open, save, close or move a project are written to the catalog for the host agents.\n"
+	  "  --listen ADDR:PORT   address to listen on (default 127.0.0.1:8470; [::1]:PORT for\n"
+	  "                       IPv6; port 0 = any free port, printed at start)\n"
+	  "  --token-file FILE    bearer tokens, 'admin TOKEN' or 'read TOKEN' per line, mode 0600.\n"
+	  "                       Without it: $PROJSTORE_STATE_DIR/serve-tokens (default\n"
+	  "                       /var/lib/projstore), created with fresh tokens when missing\n"
+	  "  --catalog SPEC       catalog (default: $PROJSTORE_CATALOG, else catalog.db in a local store)\n"
+	  "  --store LOCATION     store for full snapshot listings (without it, or with --no-store,\n"
+	  "                       snapshot listings show the catalog's newest snapshot per store)\n"
+	  "  --threads N          worker threads, one catalog connection each (default: cores)\n"
+	  "  --rate-limit N       requests per second per client address (default 100; 0 = off)\n"
+	  "  --rate-burst N       requests allowed at once above the rate (default 2 x rate)\n"
+	  "  --max-body SIZE      largest request body (default 16K)\n"
+	  "  --max-connections N  open connections at most (default 1024)\n"
+	  "Exit: 0 stopped by a signal; 1 cannot start (address in use, catalog, tokens); 2 usage.\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 
