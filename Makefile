@@ -5,7 +5,7 @@
 #   make fuzz            libFuzzer targets (clang) into build-fuzz/
 
 CC       ?= cc
-PKGS     := libzstd liblz4 libcrypto jansson sqlite3 libpq glusterfs-api
+PKGS     := libzstd liblz4 libcrypto jansson sqlite3 glusterfs-api libbtrfsutil
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -20,6 +20,8 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wwrite-
 CPPFLAGS += -Iinclude -D_FILE_OFFSET_BITS=64
 CFLAGS   ?=
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS))
+# libpq is loaded with dlopen() when a PostgreSQL catalog is used (db_pg.c): headers only
+CFLAGS   += $(shell pkg-config --cflags libpq)
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
 LDFLAGS  += $(SANFLAGS)
 

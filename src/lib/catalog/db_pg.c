@@ -5,14 +5,101 @@
  * statement; every statement is prepared once per connection (named by its
  * position in a small cache) and run with PQexecPrepared, so a lookup costs
  * one round trip.  A lost connection is re-established once per call.
+ *
+ * libpq (and the Kerberos, LDAP and TLS libraries it pulls in) is loaded with
+ * dlopen() the first time a PostgreSQL catalog is opened: every other command
+ * starts without paying for it (process start-up is most of the cost of a
+ * short command such as `projstore where`).
  */
 #include "db.h"
 
 #include <libpq-fe.h>
+#include <dlfcn.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+
+/* ------------------------------------------------------------ libpq, loaded on first use */
+
+static struct {
+	PGconn *(*connectdb)(const char *);
+	ConnStatusType (*status)(const PGconn *);
+	char *(*errorMessage)(const PGconn *);
+	void (*finish)(PGconn *);
+	void (*reset)(PGconn *);
+	PGresult *(*exec)(PGconn *, const char *);
+	PGresult *(*prepare)(PGconn *, const char *, const char *, int, const Oid *);
+	PGresult *(*execPrepared)(PGconn *, const char *, int, const char *const *, const int *,
+				  const int *, int);
+	ExecStatusType (*resultStatus)(const PGresult *);
+	char *(*resultErrorField)(const PGresult *, int);
+	char *(*resultErrorMessage)(const PGresult *);
+	void (*clear)(PGresult *);
+	int (*ntuples)(const PGresult *);
+	char *(*getvalue)(const PGresult *, int, int);
+	int (*getisnull)(const PGresult *, int, int);
+	char *(*cmdTuples)(PGresult *);
+	PQnoticeProcessor (*setNoticeProcessor)(PGconn *, PQnoticeProcessor, void *);
+} pq;
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+static char pq_error[256];
+
+#define PQ_SYM(field, name)                                                        \
+	do {                                                                       \
+		*(void **)(&pq.field) = dlsym(h, name);                            \
+		if (!pq.field) {                                                   \
+			snprintf(pq_error, sizeof(pq_error), "libpq lacks %s", name); \
+			return;                                                    \
+		}                                                                  \
+	} while (0)
+
+static void pq_load(void)
+{
+	void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(pq_error, sizeof(pq_error),
+			 "PostgreSQL client library not found (install libpq5): %s", dlerror());
+		return;
+	}
+	PQ_SYM(connectdb, "PQconnectdb");
+	PQ_SYM(status, "PQstatus");
+	PQ_SYM(errorMessage, "PQerrorMessage");
+	PQ_SYM(finish, "PQfinish");
+	PQ_SYM(reset, "PQreset");
+	PQ_SYM(exec, "PQexec");
+	PQ_SYM(prepare, "PQprepare");
+	PQ_SYM(execPrepared, "PQexecPrepared");
+	PQ_SYM(resultStatus, "PQresultStatus");
+	PQ_SYM(resultErrorField, "PQresultErrorField");
+	PQ_SYM(resultErrorMessage, "PQresultErrorMessage");
+	PQ_SYM(clear, "PQclear");
+	PQ_SYM(ntuples, "PQntuples");
+	PQ_SYM(getvalue, "PQgetvalue");
+	PQ_SYM(getisnull, "PQgetisnull");
+	PQ_SYM(cmdTuples, "PQcmdTuples");
+	PQ_SYM(setNoticeProcessor, "PQsetNoticeProcessor");
+}
+
+#define PQconnectdb pq.connectdb
+#define PQstatus pq.status
+#define PQerrorMessage pq.errorMessage
+#define PQfinish pq.finish
+#define PQreset pq.reset
+#define PQexec pq.exec
+#define PQprepare pq.prepare
+#define PQexecPrepared pq.execPrepared
+#define PQresultStatus pq.resultStatus
+#define PQresultErrorField pq.resultErrorField
+#define PQresultErrorMessage pq.resultErrorMessage
+#define PQclear pq.clear
+#define PQntuples pq.ntuples
+#define PQgetvalue pq.getvalue
+#define PQgetisnull pq.getisnull
+#define PQcmdTuples pq.cmdTuples
+#define PQsetNoticeProcessor pq.setNoticeProcessor
 
 #define STMT_CACHE 128
 #define MAX_PARAMS 32
@@ -230,6 +317,9 @@ static void pg_notice(void *arg, const char *msg)
 
 int ps_db_open_pg(struct ps_db **out, const char *conninfo, struct ps_error *err)
 {
+	pthread_once(&pq_once, pq_load);
+	if (pq_error[0])
+		return ps_err(err, PS_ERROR, "cannot use a PostgreSQL catalog: %s", pq_error);
 	struct db_pg *d = ps_calloc(1, sizeof(*d));
 	if (!d || !(d->conninfo = ps_strdup(conninfo))) {
 		free(d);
