@@ -100,6 +100,8 @@ int cmd_projects(struct cli *, int, char **);
 int cmd_events(struct cli *, int, char **);
 int cmd_rescan(struct cli *, int, char **);
 int cmd_serve(struct cli *, int, char **);
+int cmd_sync(struct cli *, int, char **);
+int cmd_serve_stdio(struct cli *, int, char **);
 
 /* The --keep-... options of prune and policy (cmd_prune.c). */
 enum { CLI_KEEP_LAST = 1000, CLI_KEEP_WITHIN, CLI_KEEP_15MIN, CLI_KEEP_HOURLY, CLI_KEEP_DAILY,

@@ -169,6 +169,35 @@ const struct command ps_commands[] = {
 	  "  --max-body SIZE      largest request body (default 16K)\n"
 	  "  --max-connections N  open connections at most (default 1024)\n"
 	  "Exit: 0 stopped by a signal; 1 cannot start (address in use, catalog, tokens); 2 usage.\n" },
+	{ "sync", cmd_sync,
+	  "sync SRC DST [PROJECT...] [--dry-run] [--json] [--every DURATION] [--lock-timeout S]\n"
+	  "               [--timeout S] [--ssh COMMAND] [--remote-bin PATH]",
+	  "Copy to store DST the snapshots of store SRC it lacks (all projects, or the PROJECTs),\n"
+	  "with only the objects DST lacks, sent as stored (compressed), each verified (SHA-256)\n"
+	  "before DST keeps it. Both sides' snapshots are kept; nothing in DST is overwritten or\n"
+	  "deleted; 'latest' is the newest by time. When both stores saved a project since they\n"
+	  "last agreed, both snapshots are kept and the conflict is reported. Settings: DST keeps\n"
+	  "the ones it has and takes the ones it lacks from SRC (differences are reported).\n"
+	  "Crash safe and idempotent: a killed sync is finished by running it again.\n"
+	  "SRC, DST: a directory, gluster://..., or ssh://[user@]host[:port]/path (runs\n"
+	  "'projstore serve-stdio PATH' there over ssh; encryption and authentication are ssh's).\n"
+	  "  --dry-run            report what would be copied; change nothing\n"
+	  "  --every DURATION     keep syncing, every DURATION (90s, 5min, 2h, 1d); one log line\n"
+	  "                       per event on stderr; SIGTERM/SIGINT stop it at a safe point\n"
+	  "  --lock-timeout S     wait up to S seconds for a DST project lock (default 60)\n"
+	  "  --timeout S          give up an ssh connection idle for S seconds (default 300)\n"
+	  "  --ssh COMMAND        ssh command (default $PROJSTORE_SSH, else ssh), split at blanks\n"
+	  "  --remote-bin PATH    projstore at the far end (default $PROJSTORE_REMOTE_BIN, else\n"
+	  "                       projstore in its PATH)\n"
+	  "With a catalog configured for DST (--catalog, $PROJSTORE_CATALOG, DST/catalog.db), the\n"
+	  "run is recorded in its syncs table and the projects it brought are refreshed.\n"
+	  "Exit: 0 done (conflicts are reported, not errors); 8 some snapshots not copied because\n"
+	  "an object is damaged or missing in SRC (named; nothing damaged was copied); 6 some\n"
+	  "projects skipped, locked in DST; 1 failed (connection, store); 2 usage.\n" },
+	{ "serve-stdio", cmd_serve_stdio, "serve-stdio PATH",
+	  "Plumbing: serve the store at PATH to 'projstore sync' or 'check --repair-from' on\n"
+	  "stdin/stdout (the far end of ssh:// locations; docs/FORMAT.md, \"Sync protocol\").\n"
+	  "Exit: 0 the client said goodbye or went away; 1 protocol error or no store.\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -178,7 +207,8 @@ static void main_help(FILE *f)
 		   "Versioned, deduplicated, compressed storage of project directories.\n\n"
 		   "Commands:\n");
 	for (const struct command *c = ps_commands; c->name; c++)
-		fprintf(f, "  %s\n", c->usage);
+		if (strcmp(c->name, "serve-stdio"))   /* plumbing: not listed */
+			fprintf(f, "  %s\n", c->usage);
 	fprintf(f, "\nSTORE: --store, else $PROJSTORE_STORE, else ./projstore-data.\n"
 		   "CATALOG: --catalog (PATH, sqlite:PATH or postgresql://...), else $PROJSTORE_CATALOG,\n"
 		   "else catalog.db inside a local STORE.\n"
