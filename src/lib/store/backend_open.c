@@ -24,11 +24,25 @@
 typedef int (*open_fn)(struct ps_backend **out, const char *location, unsigned flags,
 		       struct ps_error *err);
 
+/* ssh://[user@]host[:port]/path is not a backend: only sync and repair
+ * reach such a store, through `projstore serve-stdio` at the far end
+ * (src/lib/repl). Every other command is told so. */
+static int ssh_refuse(struct ps_backend **out, const char *location, unsigned flags,
+		      struct ps_error *err)
+{
+	(void)out;
+	(void)flags;
+	return ps_err(err, PS_EINVAL,
+		      "'%s': ssh:// stores are for 'projstore sync' and 'projstore check --repair-from' "
+		      "only; run other commands on the host that has the store", location);
+}
+
 static const struct {
 	const char *scheme;       /* lower case, without "://" */
 	open_fn open;
 } schemes[] = {
 	{ "gluster", ps_backend_gluster_open },
+	{ "ssh", ssh_refuse },
 };
 
 /* Length of the scheme if location is "scheme://...", else 0. */
