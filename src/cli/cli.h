@@ -19,6 +19,8 @@ enum {
 	EXIT_LOCKED = 6,
 	EXIT_NOTFOUND = 7,
 	EXIT_DAMAGED = 8,
+	EXIT_CONFLICT = 9,      /* another open/close/move of the project is in progress */
+	EXIT_TIMEOUT = 10,      /* --wait gave up, or the host that must act does not answer */
 };
 
 struct cli {
@@ -102,6 +104,20 @@ int cmd_rescan(struct cli *, int, char **);
 int cmd_serve(struct cli *, int, char **);
 int cmd_sync(struct cli *, int, char **);
 int cmd_serve_stdio(struct cli *, int, char **);
+int cmd_agent(struct cli *, int, char **);
+int cmd_open(struct cli *, int, char **);
+int cmd_close(struct cli *, int, char **);
+int cmd_move(struct cli *, int, char **);
+
+/* Requests to the host agents (cli_request.c): writes the intention, and with
+ * wait polls the operation (timeout in seconds, < 0 = none). Returns the exit
+ * code. */
+int cli_request(struct cli *cli, const char *kind, const char *project, const char *target,
+		int wait, double timeout);
+/* `save PROJECT [--wait]` (a request) rather than `save PROJECT DIR`? */
+int cli_save_is_request(int argc, char **argv);
+int cmd_save_request(struct cli *cli, int argc, char **argv);
+int cli_parse_timeout(const char *s, double *out);
 
 /* The --keep-... options of prune and policy (cmd_prune.c). */
 enum { CLI_KEEP_LAST = 1000, CLI_KEEP_WITHIN, CLI_KEEP_15MIN, CLI_KEEP_HOURLY, CLI_KEEP_DAILY,

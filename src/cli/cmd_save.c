@@ -59,6 +59,11 @@ int cmd_save(struct cli *cli, int argc, char **argv)
 	long v;
 	char *end;
 
+	if (cli_save_is_request(argc, argv)) {
+		/* save PROJECT [--wait]: a request to the project's host */
+		free(ex);
+		return cmd_save_request(cli, argc, argv);
+	}
 	memset(&cb, 0, sizeof(cb));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {

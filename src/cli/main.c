@@ -22,7 +22,11 @@ const struct command ps_commands[] = {
 	  "  --lock-timeout S      wait up to S seconds for another save of PROJECT to finish\n"
 	  "  --cache-dir DIR       file cache directory (default $PROJSTORE_CACHE_DIR, /var/cache/projstore)\n"
 	  "Exit: 0 saved; 3 saved, some entries unreadable; 4 saved, over quota; 5 both;\n"
-	  "      6 locked by another save; 1 failed (nothing changed).\n" },
+	  "      6 locked by another save; 1 failed (nothing changed).\n"
+	  "\n"
+	  "save PROJECT [--wait [--timeout SECONDS]] [--json]  (one argument)\n"
+	  "Ask the agent of the host where PROJECT is deployed to save it now (nothing is\n"
+	  "published when nothing changed). Exit as for 'open' below; 7 = not deployed.\n" },
 	{ "snapshots", cmd_snapshots, "snapshots PROJECT [--json]",
 	  "List the snapshots of PROJECT: name, age, files, logical size, new bytes stored.\n" },
 	{ "ls", cmd_ls, "ls PROJECT[@SNAPSHOT] [PATH] [-l] [--json]",
@@ -198,6 +202,60 @@ const struct command ps_commands[] = {
 	  "Plumbing: serve the store at PATH to 'projstore sync' or 'check --repair-from' on\n"
 	  "stdin/stdout (the far end of ssh:// locations; docs/FORMAT.md, \"Sync protocol\").\n"
 	  "Exit: 0 the client said goodbye or went away; 1 protocol error or no store.\n" },
+	{ "agent", cmd_agent,
+	  "agent --host NAME [--catalog SPEC] [--store LOCATION] [--autosave-interval DURATION]\n"
+	  "               [--autosave-jitter DURATION|PCT%] [--max-parallel N] [--threads N] [--log FILE]\n"
+	  "               [--log-max-size SIZE] [--log-keep N] [--lease DURATION] [--poll DURATION]\n"
+	  "               [--reconcile-interval DURATION] [--quarantine-keep N] [--quarantine-days N]\n"
+	  "               [--cache-dir DIR] [--once] [--verbose]",
+	  "The daemon of compute host NAME (registered with 'host add NAME --root DIR'): carries out\n"
+	  "what the catalog asks of this host, in the foreground until SIGTERM/SIGINT. Deploys\n"
+	  "projects into ROOT/PROJECT (the newest snapshot that restores cleanly; no snapshot = a new\n"
+	  "empty home), saves them on request and every autosave interval when they changed, closes\n"
+	  "them (save, then remove the copy) and moves them (save here, deploy there); takes over a\n"
+	  "move whose old host is down. Heartbeat and polling every --poll. At start, working copies\n"
+	  "the catalog places elsewhere go into ROOT/.projstore/quarantine (root only, bounded) and\n"
+	  "interrupted operations are resumed. One agent per host and root (ROOT/.projstore/agent.lock).\n"
+	  "Durations: 90s, 5m (minutes), 1h, 500ms, 1m30s; a plain number is seconds.\n"
+	  "  --store LOCATION        store (default: the host's store URL, else the global store)\n"
+	  "  --autosave-interval D   save changed projects every D (default 5m; 0 or off = never)\n"
+	  "  --autosave-jitter J     vary each project's time by up to +-J (default 20%)\n"
+	  "  --max-parallel N        saves at a time, and operations at a time (default 2 each)\n"
+	  "  --threads N             worker threads of each save or restore (default: cores)\n"
+	  "  --log FILE              log here instead of stderr, rotated at --log-max-size\n"
+	  "                          (default 10M) keeping --log-keep old files (default 3)\n"
+	  "  --lease D               lease on a project while working on it (default 60s, or\n"
+	  "                          $PROJSTORE_LEASE_SECONDS), renewed every third of it\n"
+	  "  --poll D                heartbeat and catalog polling (default 1s)\n"
+	  "  --reconcile-interval D  re-check working copies against the catalog (default 30s)\n"
+	  "  --quarantine-keep N     quarantined copies kept (default 20); --quarantine-days N (7)\n"
+	  "  --cache-dir DIR         file cache (default ROOT/.projstore/cache)\n"
+	  "  --once                  one round (operations now pending, one save of each deployed\n"
+	  "                          project), then exit\n"
+	  "  --verbose               log every autosave, also those that found nothing new\n"
+	  "Exit: 0 stopped by a signal (or --once done); 6 another agent serves this host or root;\n"
+	  "      7 no such host in the catalog; 1 cannot start; 2 usage.\n" },
+	{ "open", cmd_open, "open PROJECT [--host NAME] [--wait [--timeout SECONDS]] [--json]",
+	  "Ask for PROJECT to be deployed (on NAME, else on the up host with the most room). The\n"
+	  "host's agent restores the newest snapshot that restores cleanly into ROOT/PROJECT (older\n"
+	  "ones when it is damaged; an event says which), or makes a new empty home.\n"
+	  "  --wait              wait until it is done, with its progress on a terminal\n"
+	  "  --timeout SECONDS   give up waiting after SECONDS (the request stays queued)\n"
+	  "Exit: 0 deployed (or queued without --wait); 1 the operation failed (the message says\n"
+	  "      why); 7 no such host; 9 another open/close/move of PROJECT is in progress, or it\n"
+	  "      is deployed elsewhere (use move); 10 the wait timed out or the host's agent is\n"
+	  "      not answering (the message says which).\n" },
+	{ "close", cmd_close, "close PROJECT [--wait [--timeout SECONDS]] [--json]",
+	  "Ask the host where PROJECT is deployed to save it and remove its working copy; its\n"
+	  "location becomes empty. If the save fails the project stays deployed.\n"
+	  "Exit as for open; 7 = not deployed.\n" },
+	{ "move", cmd_move, "move PROJECT --to NAME [--wait [--timeout SECONDS]] [--json]",
+	  "Move PROJECT to host NAME: its host saves it and removes its copy, then NAME deploys\n"
+	  "it. If the old host's agent is down (no heartbeat for $PROJSTORE_HOST_DEAD_SECONDS,\n"
+	  "default 30, or disabled) NAME takes the move over and deploys the newest snapshot in\n"
+	  "the store. A project that is not deployed is opened on NAME. Of two moves of one\n"
+	  "project at the same time exactly one is accepted; the other exits 9.\n"
+	  "Exit as for open.\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -1,0 +1,148 @@
+/*
+ * agent_int.h - what the agent's source files share (src/daemon/agent*.c).
+ *
+ *   agent.c       the main loop: lock, heartbeat, polling, dispatch of jobs,
+ *                 autosave schedule and backoff, signals, --once
+ *   agent_ops.c   the jobs, one thread each: deploy (open, move in, take
+ *                 over), save (requested and autosave), close, move out
+ *   agent_root.c  the host's root directory: the agent lock, leftovers,
+ *                 removal of working copies, quarantine, reconciliation
+ *   agent_log.c   the log (rotated by size) and error helpers
+ *
+ * Threads: the main thread owns `struct agent` except the fields under
+ * a->lock (the job list and counters, which job threads update when they
+ * end) and the log (its own lock).  A job thread has its own catalog and
+ * store handles (a catalog handle is used by one thread at a time) and
+ * renews its own lease from the progress callbacks of save and restore.
+ */
+#ifndef PS_AGENT_INT_H
+#define PS_AGENT_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "agent.h"
+#include "projstore_catalog.h"
+
+#define AGENT_DIR ".projstore"   /* ROOT/.projstore: the agent's own area (0700) */
+
+struct agent_log {
+	pthread_mutex_t lock;     /* protects everything below */
+	FILE *f;                  /* NULL = stderr */
+	char path[PATH_MAX];
+	int64_t size;             /* bytes in the current file */
+	int64_t max;              /* rotate beyond this */
+	int keep;                 /* rotated files kept */
+};
+
+enum job_kind { JOB_OP = 1, JOB_AUTOSAVE = 2 };
+
+enum job_outcome {
+	OUT_OK = 1,        /* done (an operation finished, a save succeeded) */
+	OUT_FAILED,        /* done with an error (recorded; autosave backs off) */
+	OUT_RETRY,         /* could not start (lease held elsewhere ...): try again later */
+	OUT_SKIPPED,       /* nothing to do here (the project is not ours any more) */
+};
+
+struct job {
+	struct agent *a;
+	enum job_kind kind;
+	struct ps_cat_op op;                  /* JOB_OP: the operation as polled */
+	int takeover;                         /* JOB_OP: a move whose old host is down */
+	char project[PS_CAT_ID_MAX + 1];
+	pthread_t thread;
+	int joinable;                         /* the thread was started */
+	/* the job's own handles (its thread only) */
+	struct ps_catalog *cat;
+	struct ps_store *store;
+	int leased;                           /* holds the project's lease */
+	int lease_lost;                       /* a renewal failed: publish nothing */
+	int64_t lease_at;                     /* monotonic us of the last acquire/renewal */
+	int64_t progress_at;                  /* monotonic us of the last progress write */
+	const char *phase;                    /* phase shown in the operation */
+	/* under a->lock */
+	int finished;                         /* the thread has ended: join it */
+	enum job_outcome outcome;
+	char result[PS_CAT_TEXT_MAX];
+	struct job *next;
+};
+
+/* autosave state of one project deployed here */
+struct asv {
+	char id[PS_CAT_ID_MAX + 1];
+	int64_t due;                          /* monotonic us */
+	int fails;                            /* consecutive failures */
+};
+
+/* an operation that asked to be retried later */
+struct retry {
+	int64_t op;
+	int64_t not_before;                   /* monotonic us */
+};
+
+struct agent {
+	struct ps_agent_opts o;
+	char host[PS_CAT_ID_MAX + 1];
+	char catalog_spec[4200];              /* resolved once, for every job's handle */
+	char store[4200];                     /* store location */
+	char root[PATH_MAX];                  /* real path of the host's root */
+	char adir[PATH_MAX];                  /* ROOT/.projstore */
+	char cache_dir[PATH_MAX];
+	char store_id[64];
+	struct ps_catalog *cat;               /* the main thread's handle */
+	int lock_fd;                          /* ROOT/.projstore/agent.lock, flock'ed */
+	struct agent_log log;
+	pthread_mutex_t lock;                 /* protects jobs, nops, nsaves */
+	pthread_cond_t cond;                  /* signalled when a job finishes */
+	struct job *jobs;                     /* running (and finished, not yet joined) */
+	int nops, nsaves;
+	struct asv *asv;                      /* sorted by id */
+	size_t nasv;
+	struct retry *retry;
+	size_t nretry;
+	int64_t next_scan, next_reconcile;    /* monotonic us */
+	int catalog_ok;                       /* the last heartbeat succeeded */
+	unsigned rnd;                         /* rand_r state (main thread) */
+};
+
+extern volatile sig_atomic_t ps_agent_stop;  /* SIGTERM/SIGINT: finish and exit */
+
+/* agent_log.c */
+int agent_log_open(struct agent_log *l, const char *path, int64_t max, int keep,
+		   struct ps_error *err);
+void agent_log_reopen(struct agent_log *l);
+void agent_log_close(struct agent_log *l);
+void alog(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int agent_err(struct ps_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int agent_err_sys(struct ps_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int64_t agent_mono_us(void);
+void agent_copy(char *dst, size_t len, const char *src);
+
+/* agent_root.c */
+int agent_root_prepare(struct agent *a, struct ps_error *err);
+void agent_root_release(struct agent *a);
+/* 1 when ROOT/project exists (as a directory) */
+int agent_copy_exists(struct agent *a, const char *project);
+/* Removes ROOT/project (renamed into the trash first, so a half-removed copy
+ * is never at its place) and its file cache. */
+int agent_remove_copy(struct agent *a, const char *project, struct ps_error *err);
+/* Moves ROOT/project aside into the quarantine area (root only), records an
+ * event with `why`, and keeps the area within its bounds. cat: the caller's. */
+int agent_quarantine(struct agent *a, struct ps_catalog *cat, const char *project,
+		     const char *why);
+/* Removes leftovers (half-done restores, trash), quarantines working copies
+ * the catalog does not place here. Skips projects with a running job. */
+void agent_reconcile(struct agent *a);
+/* Removes the entry `name` of directory dfd recursively, never following
+ * symlinks. 0 or -errno. */
+int agent_rm_at(int dfd, const char *name);
+int agent_project_busy(struct agent *a, const char *project);
+
+/* agent_ops.c */
+void *agent_job_main(void *arg);
+
+#endif
