@@ -4,7 +4,7 @@
 #   make bench CHUNKER_MIB=256        smaller in-memory buffer for the chunker benchmark
 # The end-to-end comparisons are scripts: bench/compare.sh, bench/history.sh.
 
-BENCH_BIN    := $(BUILD)/bench/chunker $(BUILD)/bench/hash
+BENCH_BIN    := $(BUILD)/bench/chunker $(BUILD)/bench/hash $(BUILD)/bench/catlookup
 BENCH_CORPUS ?= /var/tmp/projstore-bench/corpus
 CHUNKER_MIB  ?= 1024
 

@@ -7,12 +7,18 @@
 # Targets (issue 4): where < 5 ms median with PostgreSQL and 20,000 projects;
 # projects --search over 20,000 projects < 50 ms.
 #
+# Also the in-process cost, without process start-up (bench/catlookup.c: one
+# open catalog, 5,000 lookups and 200 searches), and `projstore --version` as
+# the floor of any command.
+#
 # env: PROJECTS (20000), RUNS (200 for where, 50 for search), PROJSTORE (binary),
 #      ENGINES ("sqlite postgresql"), OUT (bench/results/catalog-DATE.txt)
 set -euo pipefail
 export LC_ALL=C
 REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PROJSTORE=${PROJSTORE:-$REPO_ROOT/build/projstore}
+# the in-process cost (no process start): built by `make bench-build`
+CATLOOKUP=${CATLOOKUP:-$(dirname "$PROJSTORE")/bench/catlookup}
 PROJECTS=${PROJECTS:-20000}
 RUNS=${RUNS:-200}
 ENGINES=${ENGINES:-"sqlite postgresql"}
@@ -78,12 +84,17 @@ run_engine() {
 		"$PROJSTORE --catalog $spec where $id" >/dev/null
 	hyperfine -N -w 5 -r $((RUNS / 4 > 10 ? RUNS / 4 : 10)) --export-json "$W/search-$engine.json" \
 		"$PROJSTORE --catalog $spec projects --search 7f3 --json" >/dev/null
-	local wm sm hits
+	hyperfine -N -w 20 -r "$RUNS" --export-json "$W/version.json" "$PROJSTORE --version" >/dev/null
+	local wm sm hits vm
+	vm=$(jq '.results[0].median * 1000' "$W/version.json")
 	wm=$(jq '.results[0].median * 1000' "$W/where-$engine.json")
 	sm=$(jq '.results[0].median * 1000' "$W/search-$engine.json")
 	hits=$("$PROJSTORE" --catalog "$spec" projects --search 7f3 --json | jq length)
-	printf '%-11s projects=%d  where median %.2f ms  projects --search (%d hits) median %.2f ms\n' \
-		"$engine" "$n" "$wm" "$hits" "$sm" | tee -a "$OUT"
+	printf '%-11s projects=%d  where median %.2f ms  projects --search (%d hits) median %.2f ms  (--version %.2f ms)\n' \
+		"$engine" "$n" "$wm" "$hits" "$sm" "$vm" | tee -a "$OUT"
+	if [ -x "$CATLOOKUP" ]; then
+		"$CATLOOKUP" "$spec" 5000 200 7f3 | sed "s/^/$engine in-process: /" | tee -a "$OUT"
+	fi
 	if [ "$engine" = postgresql ]; then
 		kill -INT "$PG_PID"
 		while kill -0 "$PG_PID" 2>/dev/null; do sleep 0.1; done
