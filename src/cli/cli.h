@@ -108,6 +108,11 @@ int cmd_agent(struct cli *, int, char **);
 int cmd_open(struct cli *, int, char **);
 int cmd_close(struct cli *, int, char **);
 int cmd_move(struct cli *, int, char **);
+int cmd_run(struct cli *, int, char **);
+int cmd_limits(struct cli *, int, char **);
+int cmd_top(struct cli *, int, char **);
+int cmd_volume(struct cli *, int, char **);
+int cmd_hosting(struct cli *, int, char **);
 
 /* Requests to the host agents (cli_request.c): writes the intention, and with
  * wait polls the operation (timeout in seconds, < 0 = none). Returns the exit

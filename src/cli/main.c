@@ -256,6 +256,56 @@ const struct command ps_commands[] = {
 	  "the store. A project that is not deployed is opened on NAME. Of two moves of one\n"
 	  "project at the same time exactly one is accepted; the other exits 9.\n"
 	  "Exit as for open.\n" },
+	{ "run", cmd_run, "run PROJECT [--root DIR] [--host NAME] [--cwd DIR] [--env NAME=VALUE]... [--] COMMAND [ARG...]",
+	  "Run COMMAND in PROJECT's sandbox, on the host where it is deployed (as root): as the\n"
+	  "project's own user, in its own mount, PID, UTS, IPC and network namespaces, under its\n"
+	  "limits; home /home/project (the working copy), /data read-only and /scratch read-write\n"
+	  "when those volumes are set; other projects do not exist inside. The sandbox starts with\n"
+	  "the first command and lives until the project is stopped. Signals sent to projstore are\n"
+	  "passed on. Put COMMAND after -- when it has options of its own.\n"
+	  "  --root DIR, --host NAME  where the project is (default: the catalog's location)\n"
+	  "  --cwd DIR                working directory inside (default /home/project)\n"
+	  "  --env NAME=VALUE         set in COMMAND's environment (repeatable); the rest is HOME,\n"
+	  "                           USER, LOGNAME, SHELL, PATH, PROJSTORE_PROJECT, TERM, LANG, TZ\n"
+	  "Exit: COMMAND's exit code, or death by COMMAND's signal; 125 projstore failed (usage,\n"
+	  "      not deployed here, no sandbox); 126 COMMAND cannot be executed; 127 not found.\n" },
+	{ "limits", cmd_limits,
+	  "limits PROJECT [--cpu CORES|none] [--memory SIZE|none] [--io-weight W|default] [--pids N|none]\n"
+	  "               [--network none|outbound] [--json]",
+	  "Show or change PROJECT's resource limits. They are kept in the catalog and applied at once\n"
+	  "when PROJECT is deployed on this machine (running processes included), else by its host's\n"
+	  "agent within a poll interval.\n"
+	  "  --cpu CORES       CPU time, in cores (0.5 = half of one core)\n"
+	  "  --memory SIZE     memory (RAM, and swap where accounted); past it the kernel's OOM\n"
+	  "                    killer ends a process of this project only\n"
+	  "  --io-weight W     block I/O weight 1-10000 (default 100; needs a weight-aware I/O scheduler)\n"
+	  "  --pids N          processes and threads at most\n"
+	  "  --network M       none (own loopback only, the default) or outbound (NAT to the outside;\n"
+	  "                    never to this host's own services)\n"
+	  "The disk quota is the project's quota ('projstore quota'), enforced on btrfs hosts.\n"
+	  "Exit: 0 shown/changed; 7 unknown project; 1 stored but not applied; 2 usage.\n" },
+	{ "top", cmd_top, "top [--host NAME] [--interval SECONDS] [--root DIR] [--json]",
+	  "CPU, memory, block I/O, tasks, disk and OOM kills per project. Without --host: this\n"
+	  "machine's cgroup counters, sampled twice --interval apart (default 1; 0 = no CPU%).\n"
+	  "With --host: what that host's agent last reported to the catalog.\n"
+	  "Exit: 0; 1 no usable cgroups or catalog; 2 usage.\n" },
+	{ "volume", cmd_volume, "volume [list] | volume add data|scratch PATH | volume rm data|scratch  [--host NAME] [--json]",
+	  "The shared areas mounted into every sandbox: 'data' read-only at /data, 'scratch'\n"
+	  "read-write at /scratch. PATH is a directory on the hosts. With --host the entry is for that\n"
+	  "host only (it wins over the one for every host). Sandboxes started afterwards get them.\n"
+	  "Exit: 0; 7 rm of a volume that is not set; 2 usage.\n" },
+	{ "hosting", cmd_hosting,
+	  "hosting prepare|apply|stop|teardown|usage PROJECT [--root DIR] [--host NAME] [--grace SECONDS]\n"
+	  "               [--remove-home] [--report] [--json]",
+	  "Plumbing: one hosting step for PROJECT on this machine (the agent started with --hosting\n"
+	  "does them itself). prepare: user and group (uid kept in the catalog), ROOT/PROJECT as a\n"
+	  "btrfs subvolume with a quota-group limit (a plain directory elsewhere; says so), cgroup\n"
+	  "with the limits. apply: limits and quota again, live. stop: SIGTERM to every process of\n"
+	  "the project, --grace seconds (default 5), then SIGKILL. teardown: stop, then remove the\n"
+	  "cgroup, network link, user and group (--remove-home: the working copy too). usage: the\n"
+	  "counters (--report: also into the catalog, as the agent does).\n"
+	  "Exit: 0; 7 unknown project or not prepared here; 1 failed (a user name or uid that\n"
+	  "      belongs to someone else is refused); 2 usage.\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 
