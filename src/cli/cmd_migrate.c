@@ -28,14 +28,14 @@
  *      snapshot publishes nothing), the catalog's facts, result and event,
  *      `maintenance` off and `migrated` on, lease released, marker written.
  *
- * The marker is written "pending" (naming the newest snapshot before the
- * save) before the save and "done" after everything else, each time with
- * temp file + fsync + rename.  A kill anywhere therefore leaves either the
- * old marker (nothing was published), or a pending one (the rerun saves
- * again; skip_unchanged keeps that from adding a duplicate snapshot).  A done
- * marker whose snapshot is no longer the newest means the project was saved
- * by someone else since it was migrated (deployed, changed, closed): it is
- * not overwritten with the old source, the project is reported as failed.
+ * The marker is written last (temp file + fsync + rename), after the save
+ * and the catalog.  A kill anywhere before leaves the old marker (or none)
+ * and the project in maintenance; the rerun saves again, and skip_unchanged
+ * keeps that from adding a duplicate snapshot when the interrupted run had
+ * published one.  A marker whose snapshot is no longer the newest while the
+ * project is not in maintenance means the project was saved by someone else
+ * since it was migrated (deployed, changed, closed): it is not overwritten
+ * with the old source; the project is reported as failed.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -378,11 +378,11 @@ static void sha256_hex(const void *data, size_t len, char *out)
 
 struct marker {
 	int valid;
-	char state[16];             /* "pending" or "done" */
+	char state[16];             /* "done" */
 	char source[65];            /* sha256 of the source's real path */
 	char options[65];           /* sha256 of what shapes the tree besides the source */
 	char digest[65];            /* of the stat walk before the save */
-	char snapshot[PS_SNAPNAME_MAX + 1]; /* done: the newest after; pending: before */
+	char snapshot[PS_SNAPNAME_MAX + 1]; /* the project's newest snapshot after it */
 	uint64_t errors;            /* entries the save skipped */
 };
 
@@ -421,8 +421,7 @@ static void marker_read(const struct mig *m, const char *project, struct marker 
 			mk->errors = u;
 	}
 	fclose(f);
-	mk->valid = version == MIG_MARKER_VERSION &&
-		    (!strcmp(mk->state, "pending") || !strcmp(mk->state, "done"));
+	mk->valid = version == MIG_MARKER_VERSION && !strcmp(mk->state, "done");
 }
 
 /* Temp file + fsync + rename + fsync of the directory. */
@@ -663,7 +662,7 @@ struct wctx {
 	int64_t last_progress;
 	json_t *skipped;
 	uint64_t nskipped;
-	uint64_t read_bytes;
+	uint64_t processed;         /* bytes the save went through so far */
 };
 
 static void w_progress(void *ctx, const char *phase, uint64_t fd, uint64_t ft, uint64_t bd,
@@ -674,7 +673,7 @@ static void w_progress(void *ctx, const char *phase, uint64_t fd, uint64_t ft, u
 	(void)phase;
 	(void)ft;
 	(void)bt;
-	w->read_bytes = bd;
+	w->processed = bd;
 	if (now - w->last_progress < 250)
 		return;
 	w->last_progress = now;
@@ -760,7 +759,7 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 	const char *status = "failed";
 	size_t nsnaps = 0;
 	uint64_t quota = 0;
-	int rc, in_catalog = 0, leased = 0, maint = 0;
+	int rc, in_catalog = 0, leased = 0, maint = 0, saved = 0;
 	int64_t t0 = mono_ms();
 	json_t *r = json_object();
 
@@ -768,7 +767,7 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 	ps_error_clear(&err);
 	w->skipped = json_array();
 	w->nskipped = 0;
-	w->read_bytes = 0;
+	w->processed = 0;
 	json_object_set_new(r, "dir", cli_json_bytes(p->dir, strlen(p->dir)));
 	json_object_set_new(r, "project", json_string(p->id));
 
@@ -820,15 +819,15 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 	}
 	/* 3. the marker of the last import */
 	marker_read(m, p->id, &mk);
-	if (mk.valid && !strcmp(mk.state, "done") && nsnaps &&
-	    strcmp(mk.snapshot, snaps[nsnaps - 1].name)) {
+	if (mk.valid && nsnaps && strcmp(mk.snapshot, snaps[nsnaps - 1].name) &&
+	    !(in_catalog && cp.maintenance)) {
 		reason = xasprintf("saved since it was migrated (newest snapshot %s from '%s', migrated "
 				   "as %s): not imported again",
 				   snaps[nsnaps - 1].name, snaps[nsnaps - 1].origin,
 				   mk.snapshot[0] ? mk.snapshot : "none");
 		goto done;
 	}
-	if (mk.valid && !strcmp(mk.state, "done") && nsnaps && !wk.errors && !mk.errors &&
+	if (mk.valid && nsnaps && !wk.errors && !mk.errors &&
 	    !strcmp(mk.source, source) && !strcmp(mk.options, options) &&
 	    !strcmp(mk.digest, digest)) {
 		si = snaps[nsnaps - 1];
@@ -855,7 +854,7 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 		goto done;
 	}
 	/* 4. import */
-	if ((rc = ps_cat_project_ensure(w->cat, p->id, &err)) ||
+	if ((!in_catalog && (rc = ps_cat_project_ensure(w->cat, p->id, &err))) ||
 	    (rc = ps_cat_lease_acquire(w->cat, p->id, m->lease_owner, MIG_LEASE_US, &err))) {
 		reason = xasprintf("catalog: %s", err.msg);
 		goto done;
@@ -866,16 +865,6 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 		goto done;
 	}
 	maint = 1;
-	memset(&nm, 0, sizeof(nm));
-	snprintf(nm.state, sizeof(nm.state), "pending");
-	memcpy(nm.source, source, sizeof(source));
-	memcpy(nm.options, options, sizeof(options));
-	memcpy(nm.digest, digest, sizeof(digest));
-	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", nsnaps ? snaps[nsnaps - 1].name : "");
-	if (marker_write(m, p->id, &nm, msg, sizeof(msg))) {
-		reason = xstrdup(msg);
-		goto done;
-	}
 	if (m->set_quota && quota != m->quota && (rc = ps_quota_set(s, p->id, m->quota, &err))) {
 		reason = xasprintf("%s", err.msg);
 		goto done;
@@ -896,6 +885,7 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 		ps_cat_project_save_result(w->cat, p->id, ps_cat_now(), res, &e2);
 		goto done;
 	}
+	saved = 1;
 	/* the catalog's cached facts, the result and the event */
 	if ((rc = ps_cat_refresh_project(w->cat, s, NULL, p->id, &err)) ||
 	    (rc = ps_cat_project_save_result(w->cat, p->id, ps_cat_now(),
@@ -916,12 +906,17 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 		ps_cat_event_add(w->cat, p->id, "migrated", m->actor, si.errors != 0, msg, &e2);
 	}
 	if ((rc = ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &err)) ||
-	    (rc = ps_cat_project_set_flag(w->cat, p->id, "migrated", 1, &err))) {
+	    (!(in_catalog && cp.migrated) &&
+	     (rc = ps_cat_project_set_flag(w->cat, p->id, "migrated", 1, &err)))) {
 		reason = xasprintf("saved as %s, but catalog: %s", si.name, err.msg);
 		goto done;
 	}
 	maint = 0;
+	memset(&nm, 0, sizeof(nm));
 	snprintf(nm.state, sizeof(nm.state), "done");
+	memcpy(nm.source, source, sizeof(source));
+	memcpy(nm.options, options, sizeof(options));
+	memcpy(nm.digest, digest, sizeof(digest));
 	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", si.name);
 	nm.errors = si.errors;
 	if (marker_write(m, p->id, &nm, msg, sizeof(msg))) {
@@ -932,7 +927,11 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 done:
 	if (reason && w->cat && p->id[0]) {
 		ps_cat_event_add(w->cat, p->id, "migrate-failed", m->actor, 1, reason, &e2);
-		if (maint)   /* nothing half-imported is published: the store has the last good one */
+		/* a failed save published nothing: the store has the last good
+		 * snapshot. Once the save published, maintenance stays until a
+		 * rerun finishes the project (it tells that the newest snapshot
+		 * is this import's). */
+		if (maint && !saved)
 			ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &e2);
 	}
 	if (leased)
@@ -953,7 +952,7 @@ done:
 						       : json_null());
 		json_object_set_new(r, "over_quota", json_boolean(si.over_quota));
 	}
-	json_object_set_new(r, "read_bytes", json_integer((json_int_t)w->read_bytes));
+	json_object_set_new(r, "processed_bytes", json_integer((json_int_t)w->processed));
 	json_object_set_new(r, "errors", json_integer((json_int_t)w->nskipped));
 	json_object_set_new(r, "skipped", w->skipped);
 	w->skipped = NULL;
@@ -975,7 +974,7 @@ struct worker {
 	char *buf;
 	size_t len, cap;
 	long busy;                  /* project number in work, or -1 */
-	uint64_t cur_bytes;         /* read so far by that project's save */
+	uint64_t cur_bytes;         /* processed so far by that project's save */
 	uint64_t cur_files;
 };
 
@@ -1080,7 +1079,7 @@ static int worker_start(struct mig *m, struct worker *ws, int nw, int i)
 
 struct tally {
 	size_t done, imported, unchanged, failed, partial, over_quota;
-	uint64_t logical, read, new_bytes, files;
+	uint64_t logical, processed, new_bytes, files;
 };
 
 struct progress {
@@ -1092,7 +1091,7 @@ static void draw_progress(struct mig *m, struct progress *pr, const struct tally
 			  const struct worker *ws, int nw, size_t todo, int force)
 {
 	int64_t now = mono_ms(), el;
-	uint64_t bytes = t->read;
+	uint64_t bytes = t->processed;
 	int running = 0;
 	char b[32], rate[32], eta[32] = "-";
 	if (!pr->enabled || (!force && now - pr->last < 250))
@@ -1114,7 +1113,7 @@ static void draw_progress(struct mig *m, struct progress *pr, const struct tally
 		snprintf(eta, sizeof(eta), "0:00:00");
 	}
 	fprintf(stderr, "\r\033[Kmigrate: %zu/%zu projects (%zu imported, %zu unchanged, %zu failed), "
-			"%d running, %s read, %s/s, ETA %s",
+			"%d running, %s processed, %s/s, ETA %s",
 		t->done, todo, t->imported, t->unchanged, t->failed, running, b, rate, eta);
 	pr->drawn = 1;
 	(void)m;
@@ -1163,7 +1162,7 @@ static void account(struct mig *m, struct proj *p, struct tally *t, struct progr
 		t->files += jint(r, "files");
 	}
 	if (r)
-		t->read += jint(r, "read_bytes");
+		t->processed += jint(r, "processed_bytes");
 }
 
 /* Reads what a worker wrote; returns -1 at end of file. */
@@ -1284,10 +1283,10 @@ static json_t *summary_json(struct mig *m, const struct tally *t, int64_t ms, in
 			 (json_int_t)t->imported, "unchanged", (json_int_t)t->unchanged, "failed",
 			 (json_int_t)t->failed, "partial", (json_int_t)t->partial, "over_quota",
 			 (json_int_t)t->over_quota, "ignored", (json_int_t)m->nignored, "files",
-			 (json_int_t)t->files, "logical_bytes", (json_int_t)t->logical, "read_bytes",
-			 (json_int_t)t->read, "new_bytes", (json_int_t)t->new_bytes, "duration_ms",
-			 (json_int_t)ms, "read_bytes_per_second",
-			 ms > 0 ? (double)t->read * 1000.0 / (double)ms : 0.0, "failures", failed,
+			 (json_int_t)t->files, "logical_bytes", (json_int_t)t->logical, "processed_bytes",
+			 (json_int_t)t->processed, "new_bytes", (json_int_t)t->new_bytes, "duration_ms",
+			 (json_int_t)ms, "processed_bytes_per_second",
+			 ms > 0 ? (double)t->processed * 1000.0 / (double)ms : 0.0, "failures", failed,
 			 "over_quota_projects", oq, "partial_projects", part, "ignored_entries",
 			 json_incref(m->ignored), "results", res);
 }
@@ -1296,14 +1295,14 @@ static void summary_text(struct mig *m, const struct tally *t, int64_t ms, int i
 {
 	char lb[32], rb[32], nb[32], rate[32];
 	ps_format_size(t->logical, lb, sizeof(lb));
-	ps_format_size(t->read, rb, sizeof(rb));
+	ps_format_size(t->processed, rb, sizeof(rb));
 	ps_format_size(t->new_bytes, nb, sizeof(nb));
-	ps_format_size(ms > 0 ? (uint64_t)((double)t->read * 1000.0 / (double)ms) : 0, rate,
+	ps_format_size(ms > 0 ? (uint64_t)((double)t->processed * 1000.0 / (double)ms) : 0, rate,
 		       sizeof(rate));
 	printf("%s %zu of %zu projects from %s in %.1f s: %zu imported, %zu unchanged, %zu failed\n",
 	       interrupted ? "interrupted after" : "migrated", t->done, m->np, m->src, (double)ms / 1000.0,
 	       t->imported, t->unchanged, t->failed);
-	printf("  %llu files, %s in the projects, %s read (%s/s), %s new in the store\n",
+	printf("  %llu files, %s in the projects, %s processed (%s/s), %s new in the store\n",
 	       (unsigned long long)t->files, lb, rb, rate, nb);
 	if (m->nignored)
 		printf("  %zu entries of %s are not directories and were ignored\n", m->nignored, m->src);
