@@ -85,6 +85,9 @@ $(BUILD)/tools/deadfs: tests/tools/deadfs.c
 $(BUILD)/tools/ps-testhelper: tests/tools/ps-testhelper.c $(BUILD)/libprojstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Isrc/lib $(CFLAGS) -o $@ $< $(BUILD)/libprojstore.a $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tools/ps-synchelper: tests/tools/ps-synchelper.c $(BUILD)/libprojstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Isrc/lib $(CFLAGS) -o $@ $< $(BUILD)/libprojstore.a $(LDFLAGS) $(LDLIBS)
 $(BUILD)/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror $(SANFLAGS) -o $@ $<

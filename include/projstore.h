@@ -275,8 +275,11 @@ struct ps_check_opts {
 	                                  path in the store or in a snapshot, or
 	                                  "object <hex id>" for a damaged object */
 	void *cb_ctx;
+	/* NULL, or called with the 32-byte id of every object found damaged or
+	 * missing (possibly more than once): what repair needs to fetch */
+	void (*damaged)(void *ctx, const uint8_t id[32]);
 };
-#define PS_CHECK_OPTS_INIT { 0, NULL, NULL, NULL, NULL }
+#define PS_CHECK_OPTS_INIT { 0, NULL, NULL, NULL, NULL, NULL }
 
 struct ps_check_result {
 	uint64_t packs, objects, snapshots, trees;

@@ -56,9 +56,21 @@ struct local_ep {
 	struct ps_ep_reject *rej;
 	size_t nrej;
 	uint64_t put_objects, put_bytes; /* added since the last flush */
+	char dirty_dir[PATH_MAX];     /* refs linked there, directory not yet fsynced */
 };
 
 static struct local_ep *L(struct ps_ep *ep) { return (struct local_ep *)ep; }
+
+/* Refs are made durable a directory at a time (one fsync for a batch of
+ * refs, not one each): before anything else is done to the store's refs. */
+static int sync_refs_dir(struct local_ep *l, struct ps_error *err)
+{
+	int rc = PS_OK;
+	if (l->dirty_dir[0])
+		rc = l->s->be->ops->fsync_dir(l->s->be, l->dirty_dir, err);
+	l->dirty_dir[0] = 0;
+	return rc;
+}
 
 struct ps_store *ps_ep_local_store(struct ps_ep *ep) { return ep->remote ? NULL : L(ep)->s; }
 
@@ -327,6 +339,8 @@ static int l_flush(struct ps_ep *ep, uint64_t *objects, uint64_t *bytes, struct 
 		return rc;
 	keep_locks(l);
 	rc = ps_store_flush(l->s, err);
+	if (!rc)
+		rc = sync_refs_dir(l, err);
 	if (rc)
 		return rc;
 	if (l->put_objects)
@@ -371,6 +385,8 @@ static int l_publish(struct ps_ep *ep, const char *project, const void *ref, siz
 		rc = s->be->ops->mkdir(s->be, dir, err);
 	if (rc)
 		return rc;
+	if (strcmp(l->dirty_dir, dir) && (rc = sync_refs_dir(l, err)))
+		return rc;
 	snprintf(path, sizeof(path), "%s/%s.snap", dir, si.name);
 	ps_be_tmp_name(dir, tmp, sizeof(tmp));
 	rc = s->be->ops->create_excl(s->be, tmp, &f, err);
@@ -392,7 +408,7 @@ static int l_publish(struct ps_ep *ep, const char *project, const void *ref, siz
 	}
 	s->be->ops->unlink(s->be, tmp, NULL);
 	if (!rc && *added)
-		rc = s->be->ops->fsync_dir(s->be, dir, err);
+		snprintf(l->dirty_dir, sizeof(l->dirty_dir), "%s", dir);
 	return rc;
 }
 
@@ -470,10 +486,11 @@ static int l_lock(struct ps_ep *ep, int kind, const char *project, double timeou
 static int l_unlock(struct ps_ep *ep, int kind, const char *project, struct ps_error *err)
 {
 	struct local_ep *l = L(ep);
+	int rc = sync_refs_dir(l, err);
 	if (kind == PS_EP_LOCK_STORE) {
 		ps_lock_release(l->store_lock);
 		l->store_lock = NULL;
-		return PS_OK;
+		return rc;
 	}
 	for (size_t i = 0; i < l->nplocks; i++) {
 		struct ps_snapshot_info *v = NULL;
@@ -485,9 +502,9 @@ static int l_unlock(struct ps_ep *ep, int kind, const char *project, struct ps_e
 			ps_free(v);
 		ps_lock_release(l->plocks[i].l);
 		l->plocks[i] = l->plocks[--l->nplocks];
-		return PS_OK;
+		return rc;
 	}
-	return PS_OK;
+	return rc;
 }
 
 static void l_bye(struct ps_ep *ep) { (void)ep; }
@@ -497,6 +514,7 @@ static void l_close(struct ps_ep *ep)
 	struct local_ep *l = L(ep);
 	if (!ep)
 		return;
+	sync_refs_dir(l, NULL);
 	if (l->s && l->s->writer)
 		ps_store_abort(l->s);
 	if (l->wrote)

@@ -74,6 +74,15 @@ static void mark_damaged(struct check_ctx *c, const uint8_t id[32])
 	key24(id, k);
 	if (ps_idset_add(&c->damaged, k) == 1)
 		c->r->damaged_objects++;
+	if (c->o->damaged)
+		c->o->damaged(c->o->cb_ctx, id);
+}
+
+/* A full id known to be damaged or missing (repair fetches it). */
+static void tell_damaged(struct check_ctx *c, const uint8_t id[32])
+{
+	if (c->o->damaged)
+		c->o->damaged(c->o->cb_ctx, id);
 }
 
 /* ------------------------------------------------------------ packs */
@@ -248,6 +257,7 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 		}
 		snprintf(what, sizeof(what), "directory cannot be read: %s", e.msg);
 		file_damaged(c, prefix[0] ? prefix : "/", what);
+		tell_damaged(c, id);
 		if (ps_idset_add(&c->trees, id) >= 0)
 			*ps_idset_get(&c->trees, id) |= TREE_BAD;
 		return 1;
@@ -284,6 +294,7 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 					ps_hex_encode(cid, 32, hex);
 					snprintf(what, sizeof(what), "chunk %s is missing", hex);
 					file_damaged(c, path, what);
+					tell_damaged(c, cid);
 					bad = 1;
 					break;
 				}
@@ -297,6 +308,7 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 					ps_free(data);
 				}
 				if (is_damaged(c, cid)) {
+					tell_damaged(c, cid);
 					ps_hex_encode(cid, 32, hex);
 					c->r->damaged_files++;
 					c->snap_bad = 1;
