@@ -116,8 +116,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	ps_error_clear(&err);
-	if (ps_server_start(&srv, &o, &err) != PS_OK)
-		return cli_fail(&err);
+	if (ps_server_start(&srv, &o, &err) != PS_OK) {
+		cli_error("cannot start: %s", err.msg[0] ? err.msg : "failed");
+		return EXIT_FAIL;
+	}
 	int created = 0;
 	const char *tokens = ps_server_token_file(srv, &created);
 	printf("projstore serve: listening on %s\n", ps_server_url(srv));
