@@ -103,11 +103,15 @@ int cmd_limits(struct cli *cli, int argc, char **argv)
 	/* applied here when the project is deployed on this machine */
 	const char *applied = "not deployed";
 	char note[600] = "";
-	if (p.host[0]) {
+	if (geteuid() == 0 && p.uid >= 0) {
+		/* deployed here: the catalog's location, or a cgroup of this
+		 * machine (prepared with 'hosting prepare' and no agent) */
 		struct cli_host h;
+		struct cli_host_opts ho = { p.host[0] ? NULL : "/nonexistent", NULL };
 		int deployed_here = 0;
-		applied = "stored; the agent of its host applies it";
-		if (geteuid() == 0 && cli_host_load(cat, id, NULL, 0, &h) == 0 && h.p.uid >= 0) {
+		if (p.host[0])
+			applied = "stored; the agent of its host applies it";
+		if (cli_host_load(cat, id, &ho, 0, &h) == 0) {
 			h.cfg.warn = NULL;
 			deployed_here = ps_hosting_present(&h.cfg, id);
 		}

@@ -50,7 +50,7 @@ static void print_rows(struct cli *cli, const char *host, const char *source, st
 		json_t *a = json_array();
 		for (size_t i = 0; i < n; i++) {
 			json_t *o = json_pack(
-				"{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "project",
+				"{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "project",
 				r[i].id, "user", r[i].user, "processes", r[i].u.running, "cpu_percent",
 				r[i].cpu_pct >= 0 ? json_real(r[i].cpu_pct) : json_null(), "cpu_seconds",
 				r[i].u.cpu_usec >= 0 ? json_real((double)r[i].u.cpu_usec / 1e6) : json_null(),

@@ -1,0 +1,325 @@
+#!/bin/bash
+# Hosting with the kernel's own mechanisms (docs/HOSTING.md): each project as
+# its own user, in its own namespaces, under cgroup limits and a btrfs
+# quota-group limit.  Real kernel features: a loop-mounted btrfs image with
+# quotas enabled (made here), cgroups, namespaces, a veth pair with NAT.
+# Everything this file makes (mount, loop device, cgroups, users, links,
+# iptables rules, network namespace) is removed at the end, also on failure.
+#
+# Knob: PS_HOSTING_IMAGE_MB (btrfs image size, default 256).
+. "$(dirname "$0")/test-lib.sh"
+test_description 'hosting: sandbox, limits, quota, volumes, network, teardown'
+
+prereq_HOSTING () {
+	prereq_ROOT && command -v mkfs.btrfs && command -v btrfs && command -v useradd &&
+	command -v ip && command -v iptables && command -v python3 &&
+	[ -d /sys/fs/cgroup ] && grep -qw btrfs /proc/filesystems
+}
+if ! test_have_prereq HOSTING; then
+	test_expect_success HOSTING 'hosting needs root, btrfs, cgroups, iptables' 'true'
+	test_done
+fi
+
+# our own names, so that concurrent runs and other tests never meet
+export PROJSTORE_CGROUP_BASE=pst$$
+export PROJSTORE_RUN_DIR=$TRASH/run
+export PROJSTORE_UID_MIN=$((30000000 + ($$ % 20000) * 100))
+export PROJSTORE_UID_MAX=$((PROJSTORE_UID_MIN + 99))
+export PROJSTORE_NET_PREFIX=100.$((72 + $$ % 8))
+NETP=$PROJSTORE_NET_PREFIX
+MNT=$TRASH/btrfs
+ROOT=$MNT/root
+A=0a1b2c3d-0000-4000-8000-$(printf '%012d' $$)
+B=0b1b2c3d-0000-4000-8000-$(printf '%012d' $$)
+UA=${A//-/}
+UB=${B//-/}
+EXT=psx$$
+FWD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
+
+cleanup_hosting () {
+	local p u
+	for p in "$A" "$B"; do
+		"$PROJSTORE" hosting teardown "$p" --host h1 --grace 0 >/dev/null 2>&1
+	done
+	for u in "$UA" "$UB"; do
+		for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$u" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$u"; do
+			[ -d "$c" ] || continue
+			while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
+			sleep 0.2
+			rmdir "$c"
+		done
+		getent passwd "$u" | grep -q 'projstore project' && userdel "$u"
+		getent group "$u" >/dev/null && groupdel "$u"
+	done
+	rmdir /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE" 2>/dev/null
+	ip netns del "$EXT" 2>/dev/null
+	ip link del "${EXT}h" 2>/dev/null
+	iptables -w -S 2>/dev/null | grep -q "projstore:" && {
+		iptables -w -S | grep -e "projstore:$UA" -e "projstore:$UB" | sed 's/^-A/-D/' |
+		while read -r rule; do eval "iptables -w $rule"; done
+		iptables -w -t nat -S | grep -e "projstore:$UA" -e "projstore:$UB" | sed 's/^-A/-D/' |
+		while read -r rule; do eval "iptables -w -t nat $rule"; done
+	}
+	echo "$FWD_BEFORE" >/proc/sys/net/ipv4/ip_forward
+	mountpoint -q "$MNT" && umount "$MNT"
+	return 0
+}
+test_atexit cleanup_hosting
+
+cgdir () { # cgdir CONTROLLER USER
+	if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw pids /sys/fs/cgroup/cgroup.controllers; then
+		echo "/sys/fs/cgroup/$PROJSTORE_CGROUP_BASE/$2"
+	else
+		echo "/sys/fs/cgroup/$1/$PROJSTORE_CGROUP_BASE/$2"
+	fi
+}
+run_a () { ps run "$A" --host h1 -- "$@"; }
+run_b () { ps run "$B" --host h1 -- "$@"; }
+
+test_expect_success 'a btrfs image with quotas, a host, two projects' '
+	truncate -s "${PS_HOSTING_IMAGE_MB:-256}M" "$TRASH/btrfs.img" &&
+	mkfs.btrfs -q "$TRASH/btrfs.img" &&
+	mkdir -p "$MNT" && mount -o loop "$TRASH/btrfs.img" "$MNT" &&
+	btrfs quota enable "$MNT" &&
+	mkdir "$ROOT" &&
+	ps init >/dev/null &&
+	ps host add h1 --root "$ROOT" >/dev/null &&
+	mkdir src && echo "secret of A" >src/a.txt &&
+	ps save "$A" src >/dev/null && ps save "$B" src >/dev/null
+'
+
+test_expect_success 'prepare: user with the 32 hex digits, subvolume with a quota group, cgroup' '
+	ps hosting prepare "$A" --host h1 --json >prep.json &&
+	test_json prep.json ".user == \"$UA\" and .quota_enforced == true" &&
+	ps hosting prepare "$B" --host h1 >/dev/null 2>&1 &&
+	getent passwd "$UA" | grep -q "projstore project $A" &&
+	test "$(stat -c %u "$ROOT/$A")" = "$(id -u "$UA")" &&
+	btrfs subvolume show "$ROOT/$A" >/dev/null &&
+	test -d "$(cgdir pids "$UA")" &&
+	ps hosting prepare "$A" --host h1 >/dev/null 2>&1 &&
+	test "$(id -u "$UA")" = "$PROJSTORE_UID_MIN"
+'
+
+test_expect_success 'run: own user, home, PID namespace, exit status passes through' '
+	run_a sh -c "id -un; pwd; echo \$HOME; ls /proc | grep -c ^[0-9]" >out &&
+	test "$(sed -n 1p out)" = "$UA" &&
+	test "$(sed -n 2p out)" = /home/project &&
+	test "$(sed -n 4p out)" -le 4 &&
+	test_expect_code 42 run_a sh -c "exit 42" &&
+	test_expect_code 127 run_a no-such-command-here 2>err &&
+	test_grep "cannot run" err
+'
+
+test_expect_success 'a signal to run reaches the command, and its death comes back' '
+	ps run "$A" --host h1 -- sleep 30 &
+	pid=$! &&
+	sleep 0.5 &&
+	kill -TERM $pid &&
+	{ wait $pid; rc=$?; } &&
+	test $rc = 143 &&
+	{ run_a sh -c "kill -KILL \$\$"; rc=$?; } ;
+	test $rc = 137
+'
+
+test_expect_success 'project A cannot connect to a port the host listens on at 127.0.0.1' '
+	python3 -c "
+import socket,sys
+s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(8)
+open(\"port\",\"w\").write(str(s.getsockname()[1])); sys.stdout.flush()
+s.settimeout(20)
+try:
+    while True: s.accept()[0].close()
+except Exception: pass
+" &
+	lp=$! &&
+	test_when_finished "kill $lp" &&
+	wait_for "[ -s port ]" &&
+	port=$(cat port) &&
+	bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" &&
+	test_must_fail run_a bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>err &&
+	test_grep -i "refused" err &&
+	run_a python3 -c "
+import socket
+s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(1)
+c=socket.create_connection(s.getsockname()); print(\"own loopback ok\")"
+'
+
+test_expect_success 'project A cannot list, read or signal project B' '
+	ps run "$B" --host h1 -- sleep 30 &
+	bpid=$! &&
+	test_when_finished "kill $bpid 2>/dev/null; wait $bpid" &&
+	wait_for "pgrep -u $UB -x sleep >/dev/null" &&
+	bsleep=$(pgrep -u "$UB" -x sleep) &&
+	test_must_fail run_a ls "$ROOT" &&
+	test_must_fail run_a cat "$ROOT/$B/a.txt" &&
+	run_a ls /home >homes && test "$(cat homes)" = project &&
+	test_must_fail run_a kill -0 "$bsleep" &&
+	run_a ps -eo user= >users && ! grep -q "$UB" users &&
+	kill -0 "$bsleep"
+'
+
+test_expect_success 'a fork bomb stays under its pids limit (and stop ends it)' '
+	ps limits "$A" --pids 40 >/dev/null &&
+	cat "$(cgdir pids "$UA")/pids.max" >max && test "$(cat max)" = 40 &&
+	(ps run "$A" --host h1 -- bash -c "b(){ b | b & }; b; sleep 20" >/dev/null 2>&1 &) &&
+	sleep 3 &&
+	cur=$(cat "$(cgdir pids "$UA")/pids.current") &&
+	echo "pids.current=$cur" &&
+	test "$cur" -le 40 &&
+	if [ -f "$(cgdir pids "$UA")/pids.peak" ]; then
+		test "$(cat "$(cgdir pids "$UA")/pids.peak")" -le 40
+	fi &&
+	ps hosting stop "$A" --host h1 --grace 0 >/dev/null &&
+	test "$(cat "$(cgdir pids "$UA")/pids.current")" = 0 &&
+	ps limits "$A" --pids none >/dev/null
+'
+
+test_expect_success 'a memory hog is killed; the other project and projstore live on' '
+	ps limits "$B" --memory 64M >/dev/null &&
+	ps run "$A" --host h1 -- sleep 30 &
+	apid=$! &&
+	test_when_finished "kill $apid 2>/dev/null; wait $apid" &&
+	{ run_b python3 -c "
+a=[]
+while True: a.append(bytearray(8 << 20))"; rc=$?; } ;
+	test $rc = 137 &&
+	kill -0 $apid &&
+	ps hosting usage "$B" --host h1 --json >u.json &&
+	test_json u.json ".oom_kills >= 1" &&
+	ps limits "$B" --memory none >/dev/null
+'
+
+test_expect_success 'limits changed while running take effect' '
+	ps run "$B" --host h1 -- sleep 30 &
+	bpid=$! &&
+	test_when_finished "kill $bpid 2>/dev/null; wait $bpid" &&
+	wait_for "pgrep -u $UB -x sleep >/dev/null" &&
+	ps limits "$B" --memory 48M --cpu 0.5 --pids 20 >lim &&
+	test_grep "state *applied" lim &&
+	mem=$(cgdir memory "$UB") &&
+	if [ -f "$mem/memory.limit_in_bytes" ]; then
+		test "$(cat "$mem/memory.limit_in_bytes")" = $((48 << 20)) &&
+		test "$(cat "$(cgdir cpu "$UB")/cpu.cfs_quota_us")" = 50000
+	else
+		test "$(cat "$mem/memory.max")" = $((48 << 20))
+	fi &&
+	{ run_b python3 -c "
+a=[]
+while True: a.append(bytearray(8 << 20))"; rc=$?; } ;
+	test $rc = 137 &&
+	test_must_fail run_b bash -c "for i in \$(seq 30); do sleep 5 & done; wait" 2>err &&
+	test_grep -i "resource temporarily unavailable\|retry" err &&
+	kill -0 $bpid &&
+	ps limits "$B" --memory none --cpu none --pids none >/dev/null
+'
+
+test_expect_success 'writing past the quota fails with EDQUOT; raising it lets it go on' '
+	ps quota "$A" 24M >/dev/null &&
+	ps hosting apply "$A" --host h1 >/dev/null &&
+	test_must_fail run_a dd if=/dev/zero of=big bs=1M count=64 2>err &&
+	test_grep "Disk quota exceeded" err &&
+	run_a rm -f big && sync &&
+	ps quota "$A" 160M >/dev/null &&
+	ps hosting apply "$A" --host h1 >/dev/null &&
+	run_a dd if=/dev/zero of=big bs=1M count=64 2>err &&
+	test "$(stat -c %s "$ROOT/$A/big")" = $((64 << 20)) &&
+	run_a rm -f big
+'
+
+test_expect_success 'data is read-only at /data, scratch read-write at /scratch' '
+	mkdir -p "$TRASH/data" "$TRASH/scratch" &&
+	echo shared >"$TRASH/data/f" && chmod 1777 "$TRASH/scratch" &&
+	ps volume add data "$TRASH/data" &&
+	ps volume add scratch "$TRASH/scratch" &&
+	ps volume --json >vol.json &&
+	test_json vol.json ".volumes | length == 2" &&
+	ps hosting stop "$A" --host h1 --grace 0 >/dev/null &&
+	test "$(run_a cat /data/f)" = shared &&
+	test_must_fail run_a touch /data/x 2>err &&
+	test_grep -i "read-only" err &&
+	run_a touch /scratch/y &&
+	test "$(stat -c %U "$TRASH/scratch/y")" = "$UA" &&
+	ps volume rm data && ps volume rm scratch
+'
+
+test_expect_success 'outbound network: NAT to the outside, never to the host itself' '
+	ip netns add "$EXT" &&
+	ip link add "${EXT}h" type veth peer name eth0 netns "$EXT" &&
+	ip addr add "$NETP.255.249/30" dev "${EXT}h" && ip link set "${EXT}h" up &&
+	ip -n "$EXT" addr add "$NETP.255.250/30" dev eth0 &&
+	ip -n "$EXT" link set eth0 up && ip -n "$EXT" link set lo up &&
+	ip -n "$EXT" route add default via "$NETP.255.249" &&
+	ip netns exec "$EXT" python3 -c "
+import socket
+s=socket.socket(); s.bind((\"0.0.0.0\",8099)); s.listen(8); s.settimeout(20)
+try:
+    while True:
+        c,a=s.accept(); c.sendall(a[0].encode()); c.close()
+except Exception: pass
+" &
+	ep=$! &&
+	test_when_finished "kill $ep" &&
+	python3 -c "
+import socket
+s=socket.socket(); s.bind((\"$NETP.255.249\",8098)); s.listen(8); s.settimeout(20)
+try:
+    while True: s.accept()[0].close()
+except Exception: pass
+" &
+	hp=$! &&
+	test_when_finished "kill $hp" &&
+	sleep 0.5 &&
+	test_must_fail run_a bash -c "exec 3<>/dev/tcp/$NETP.255.250/8099" 2>/dev/null &&
+	ps limits "$A" --network outbound >/dev/null &&
+	run_a python3 -c "
+import socket
+c=socket.create_connection((\"$NETP.255.250\",8099), timeout=5); print(c.recv(64).decode())" >seen &&
+	test "$(cat seen)" = "$NETP.255.249" &&
+	test_must_fail run_a python3 -c "
+import socket
+socket.create_connection((\"$NETP.255.249\",8098), timeout=2)" 2>/dev/null &&
+	test_must_fail run_b bash -c "exec 3<>/dev/tcp/$NETP.255.250/8099" 2>/dev/null &&
+	ps limits "$A" --network none >/dev/null &&
+	! ip link show "psv$(printf %x "$(id -u "$UA")")" 2>/dev/null &&
+	test_must_fail run_a bash -c "exec 3<>/dev/tcp/$NETP.255.250/8099" 2>/dev/null
+'
+
+test_expect_success 'top shows both projects from the cgroup counters' '
+	ps top --interval 0.2 --json >top.json &&
+	test_json top.json "[.projects[].project] | index(\"$A\") != null" &&
+	test_json top.json "[.projects[].project] | index(\"$B\") != null"
+'
+
+test_expect_success 'teardown leaves nothing behind' '
+	ps limits "$A" --network outbound >/dev/null &&
+	ps run "$A" --host h1 -- sleep 60 &
+	ps run "$B" --host h1 -- sleep 60 &
+	wait_for "pgrep -u $UA -x sleep >/dev/null && pgrep -u $UB -x sleep >/dev/null" &&
+	ps hosting teardown "$A" --host h1 --grace 1 --remove-home >/dev/null &&
+	ps hosting teardown "$B" --host h1 --grace 1 --remove-home >/dev/null &&
+	wait &&
+	! pgrep -u "$PROJSTORE_UID_MIN" >/dev/null &&
+	! pgrep -u "$((PROJSTORE_UID_MIN + 1))" >/dev/null &&
+	! getent passwd "$UA" && ! getent passwd "$UB" &&
+	! getent group "$UA" && ! getent group "$UB" &&
+	! test -e "$(cgdir pids "$UA")" && ! test -e "$(cgdir memory "$UB")" &&
+	! ip -o link | grep -q "psv" &&
+	! iptables -w -S | grep -q "projstore:$UA" &&
+	! iptables -w -t nat -S | grep -q "projstore:$UA" &&
+	! grep -q "$ROOT/" /proc/self/mountinfo &&
+	test -z "$(btrfs subvolume list -o "$MNT" | grep "$A\|$B")" &&
+	test_path_is_missing "$ROOT/$A" &&
+	ps limits "$A" --json >l.json && test_json l.json ".state == \"not deployed\""
+'
+
+test_expect_success 'a host root that is not btrfs works without quota enforcement, and says so' '
+	mkdir -p plain && ps host add h2 --root "$TRASH/plain" >/dev/null &&
+	ps hosting prepare "$A" --host h2 2>err >/dev/null &&
+	test_grep "not enforced" err &&
+	test "$(ps run "$A" --host h2 -- echo ok)" = ok &&
+	ps hosting teardown "$A" --host h2 --grace 0 --remove-home >/dev/null &&
+	test_path_is_missing "$TRASH/plain/$A" &&
+	! getent passwd "$UA"
+'
+
+test_done
