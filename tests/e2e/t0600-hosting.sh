@@ -147,7 +147,7 @@ c=socket.create_connection(s.getsockname()); print(\"own loopback ok\")"
 test_expect_success 'project A cannot list, read or signal project B' '
 	ps run "$B" --host h1 -- sleep 30 &
 	bpid=$! &&
-	test_when_finished "kill $bpid 2>/dev/null; wait $bpid" &&
+	test_when_finished "kill $bpid 2>/dev/null; wait $bpid; true" &&
 	wait_for "pgrep -u $UB -x sleep >/dev/null" &&
 	bsleep=$(pgrep -u "$UB" -x sleep) &&
 	test_must_fail run_a ls "$ROOT" &&
@@ -178,7 +178,7 @@ test_expect_success 'a memory hog is killed; the other project and projstore liv
 	ps limits "$B" --memory 64M >/dev/null &&
 	ps run "$A" --host h1 -- sleep 30 &
 	apid=$! &&
-	test_when_finished "kill $apid 2>/dev/null; wait $apid" &&
+	test_when_finished "kill $apid 2>/dev/null; wait $apid; true" &&
 	{ run_b python3 -c "
 a=[]
 while True: a.append(bytearray(8 << 20))"; rc=$?; } ;
@@ -192,7 +192,7 @@ while True: a.append(bytearray(8 << 20))"; rc=$?; } ;
 test_expect_success 'limits changed while running take effect' '
 	ps run "$B" --host h1 -- sleep 30 &
 	bpid=$! &&
-	test_when_finished "kill $bpid 2>/dev/null; wait $bpid" &&
+	test_when_finished "kill $bpid 2>/dev/null; wait $bpid; true" &&
 	wait_for "pgrep -u $UB -x sleep >/dev/null" &&
 	ps limits "$B" --memory 48M --cpu 0.5 --pids 20 >lim &&
 	test_grep "state *applied" lim &&

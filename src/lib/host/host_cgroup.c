@@ -442,6 +442,8 @@ int ps_cgroup_procs(const struct ps_cgroup *cg, const char *name, pid_t **out, s
 	return PS_OK;
 }
 
+static int64_t read_i64(const struct ps_cgroup *cg, int ctrl, const char *name, const char *file);
+
 static int count_procs(const struct ps_cgroup *cg, const char *name)
 {
 	pid_t *v;
@@ -526,6 +528,9 @@ int ps_cgroup_kill_all(const struct ps_cgroup *cg, const char *name, int grace_m
 		set_frozen(cg, name, 0);
 		ps_sleep_ms(5);
 	}
+	/* the last tasks leave pids.current a moment after cgroup.procs */
+	for (int i = 0; rc == PS_OK && i < 200 && read_i64(cg, PS_CG_PIDS, name, "pids.current") > 0; i++)
+		ps_sleep_ms(10);
 	if (killed)
 		*killed = k;
 	return rc;
