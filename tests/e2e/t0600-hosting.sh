@@ -268,7 +268,7 @@ except Exception: pass
 " &
 	hp=$! &&
 	test_when_finished "kill $hp" &&
-	sleep 0.5 &&
+	wait_for "ip netns exec $EXT ss -ltn | grep -q :8099 && ss -ltn | grep -q :8098" &&
 	test_must_fail run_a bash -c "exec 3<>/dev/tcp/$NETP.255.250/8099" 2>/dev/null &&
 	ps limits "$A" --network outbound >/dev/null &&
 	run_a python3 -c "
@@ -303,7 +303,7 @@ test_expect_success 'teardown leaves nothing behind' '
 	! getent passwd "$UA" && ! getent passwd "$UB" &&
 	! getent group "$UA" && ! getent group "$UB" &&
 	! test -e "$(cgdir pids "$UA")" && ! test -e "$(cgdir memory "$UB")" &&
-	! ip -o link | grep -q "psv" &&
+	! ip link show "psv$(printf %x "$PROJSTORE_UID_MIN")" 2>/dev/null &&
 	! iptables -w -S | grep -q "projstore:$UA" &&
 	! iptables -w -t nat -S | grep -q "projstore:$UA" &&
 	! grep -q "$ROOT/" /proc/self/mountinfo &&
