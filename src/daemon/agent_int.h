@@ -63,6 +63,7 @@ struct job {
 	int64_t lease_at;                     /* monotonic us of the last acquire/renewal */
 	int64_t progress_at;                  /* monotonic us of the last progress write */
 	const char *phase;                    /* phase shown in the operation */
+	int paused;                           /* a test pause in the restore happened */
 	/* under a->lock */
 	int finished;                         /* the thread has ended: join it */
 	enum job_outcome outcome;

@@ -90,6 +90,35 @@ static void job_unlease(struct job *j)
 		     err.msg);
 }
 
+/*
+ * Tests stop an agent at a chosen step to kill it there:
+ * PROJSTORE_AGENT_PAUSE=POINT:SECONDS sleeps (renewing the lease) at POINT:
+ * "move-saving" (old host, before its first save), "move-handoff" (old host,
+ * saved, location empty, before the handoff), "restore" (new host, first
+ * progress of the restore), "restored" (complete copy, before publishing).
+ */
+static void test_pause(struct job *j, const char *point)
+{
+	const char *e = getenv("PROJSTORE_AGENT_PAUSE");
+	size_t n = strlen(point);
+	double secs;
+	if (!e || strncmp(e, point, n) || e[n] != ':')
+		return;
+	secs = strtod(e + n + 1, NULL);
+	alog(j->a, "%s: pausing %.1f s at %s (PROJSTORE_AGENT_PAUSE)", j->project, secs, point);
+	for (int64_t end = agent_mono_us() + (int64_t)(secs * 1e6); agent_mono_us() < end;) {
+		usleep(50000);
+		if (j->lease_at && agent_mono_us() - j->lease_at > j->a->o.lease_us / 3) {
+			/* keep the lease, as real work would */
+			struct ps_error err;
+			ps_error_clear(&err);
+			if (j->leased && ps_cat_lease_acquire(j->cat, j->project, j->a->host,
+							      j->a->o.lease_us, &err) == PS_OK)
+				j->lease_at = agent_mono_us();
+		}
+	}
+}
+
 static void job_phase(struct job *j, const char *phase, int64_t done, int64_t total)
 {
 	struct ps_error err;
@@ -111,6 +140,10 @@ static void job_progress_cb(void *ctx, const char *phase, uint64_t files_done,
 	(void)files_done;
 	(void)files_total;
 	job_renew(j);
+	if (j->phase && !strcmp(j->phase, "restoring") && !j->paused) {
+		j->paused = 1;
+		test_pause(j, "restore");
+	}
 	if (j->kind != JOB_OP || agent_mono_us() - j->progress_at < 500000)
 		return;
 	job_phase(j, j->phase ? j->phase : "working", (int64_t)bytes_done, (int64_t)bytes_total);
@@ -389,6 +422,7 @@ static enum job_outcome do_deploy(struct job *j)
 			   n, j->project);
 		goto rollback;
 	}
+	test_pause(j, "restored");
 	job_renew(j);
 	if ((rc = set_state(j, me, "deployed", &err))) {
 		/* someone else has the project now: this copy was never used */
@@ -454,6 +488,8 @@ static int save_before_leaving(struct job *j, const char *status, const struct p
 		if ((rc = set_state(j, me, status, &err)))
 			goto fail;
 		job_phase(j, "saving", 0, 0);
+		if (!strcmp(status, "moving"))
+			test_pause(j, "move-saving");
 		if ((rc = job_save(j, si, &err)))
 			goto rollback;
 		if ((rc = set_state(j, "", status, &err)))
@@ -563,6 +599,7 @@ static enum job_outcome do_move_out(struct job *j)
 		describe_save(&si, saved, sizeof(saved));
 	else
 		snprintf(saved, sizeof(saved), "saved before");
+	test_pause(j, "move-handoff");
 	/* the new host needs the lease at once */
 	job_unlease(j);
 	ps_error_clear(&err);
