@@ -22,7 +22,8 @@ static int duration_opt(const struct command *cmd, const char *name, const char 
 int cmd_agent(struct cli *cli, int argc, char **argv)
 {
 	enum { O_HOST = 1, O_INTERVAL, O_JITTER, O_PARALLEL, O_THREADS, O_POLL, O_LEASE, O_RECONCILE,
-	       O_LOG, O_LOGSIZE, O_LOGKEEP, O_QKEEP, O_QDAYS, O_CACHE, O_ONCE, O_VERBOSE };
+	       O_LOG, O_LOGSIZE, O_LOGKEEP, O_QKEEP, O_QDAYS, O_CACHE, O_ONCE, O_VERBOSE,
+	       O_HOSTING };
 	static const struct option lo[] = {
 		{ "host", required_argument, NULL, O_HOST },
 		{ "autosave-interval", required_argument, NULL, O_INTERVAL },
@@ -39,6 +40,7 @@ int cmd_agent(struct cli *cli, int argc, char **argv)
 		{ "quarantine-days", required_argument, NULL, O_QDAYS },
 		{ "cache-dir", required_argument, NULL, O_CACHE },
 		{ "once", no_argument, NULL, O_ONCE },
+		{ "hosting", no_argument, NULL, O_HOSTING },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -115,6 +117,7 @@ int cmd_agent(struct cli *cli, int argc, char **argv)
 			break;
 		case O_CACHE: o.cache_dir = optarg; break;
 		case O_ONCE: o.once = 1; break;
+		case O_HOSTING: o.hosting = 1; break;
 		case O_VERBOSE: o.verbose = 1; break;
 		case 'S': o.store = optarg; break; /* given here: it beats the host's store URL */
 		default:

@@ -207,7 +207,7 @@ const struct command ps_commands[] = {
 	  "               [--autosave-jitter DURATION|PCT%] [--max-parallel N] [--threads N] [--log FILE]\n"
 	  "               [--log-max-size SIZE] [--log-keep N] [--lease DURATION] [--poll DURATION]\n"
 	  "               [--reconcile-interval DURATION] [--quarantine-keep N] [--quarantine-days N]\n"
-	  "               [--cache-dir DIR] [--once] [--verbose]",
+	  "               [--cache-dir DIR] [--once] [--verbose] [--hosting]",
 	  "The daemon of compute host NAME (registered with 'host add NAME --root DIR'): carries out\n"
 	  "what the catalog asks of this host, in the foreground until SIGTERM/SIGINT. Deploys\n"
 	  "projects into ROOT/PROJECT (the newest snapshot that restores cleanly; no snapshot = a new\n"
@@ -233,6 +233,10 @@ const struct command ps_commands[] = {
 	  "  --once                  one round (operations now pending, one save of each deployed\n"
 	  "                          project), then exit\n"
 	  "  --verbose               log every autosave, also those that found nothing new\n"
+	  "  --hosting               each project as its own user in its own sandbox, under its\n"
+	  "                          limits, its copy a btrfs subvolume with a quota-group limit;\n"
+	  "                          close/move stop its processes first; usage into the catalog\n"
+	  "                          (docs/HOSTING.md; needs root)\n"
 	  "Exit: 0 stopped by a signal (or --once done); 6 another agent serves this host or root;\n"
 	  "      7 no such host in the catalog; 1 cannot start; 2 usage.\n" },
 	{ "open", cmd_open, "open PROJECT [--host NAME] [--wait [--timeout SECONDS]] [--json]",

@@ -570,6 +570,7 @@ int ps_agent_run(const struct ps_agent_opts *o, struct ps_error *err)
 				a->next_scan = a->o.once ? INT64_MAX : now + period;
 			}
 			started += run_autosaves(a);
+			agent_host_tick(a);
 		}
 		rounds++;
 		if (a->o.once && !started && !running_jobs(a) && rounds > 1)

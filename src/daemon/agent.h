@@ -40,11 +40,13 @@ struct ps_agent_opts {
 	const char *cache_dir;        /* file cache; NULL = ROOT/.projstore/cache */
 	int once;                     /* one round: reconcile, operations, saves; then exit */
 	int verbose;                  /* log every autosave, not only those that saved */
+	int hosting;                  /* each project as its own user, in its sandbox, under its
+				       * limits and quota (docs/HOSTING.md); needs root */
 };
 #define PS_AGENT_OPTS_INIT                                                                      \
 	{ NULL, NULL, NULL, NULL, 300LL * 1000000, 60LL * 1000000, 2, 0, 1000000,             \
 	  60LL * 1000000, 30LL * 1000000, NULL, 10LL << 20, 3, 20, 7LL * 86400 * 1000000, NULL, \
-	  0, 0 }
+	  0, 0, 0 }
 
 /* Runs the agent until SIGTERM/SIGINT (or one round with o->once). Returns
  * PS_OK after a clean shutdown, PS_ELOCKED when another agent serves this host

@@ -143,6 +143,18 @@ void agent_reconcile(struct agent *a);
 int agent_rm_at(int dfd, const char *name);
 int agent_project_busy(struct agent *a, const char *project);
 
+/* agent_host.c (all of them do nothing without --hosting) */
+/* User, subvolume with the quota, cgroup for j->project; *uid = its uid
+ * (-1 without hosting): the restore maps every owner to it. */
+int agent_host_prepare(struct job *j, int64_t *uid, struct ps_error *err);
+/* Stops every process of the project (before the save that precedes a close
+ * or a move); errors are logged. */
+void agent_host_stop(struct job *j);
+/* Removes cgroup, network link, user, group and the working copy. */
+void agent_host_teardown(struct job *j);
+/* Main thread, every poll: limits and quotas applied again, usage recorded. */
+void agent_host_tick(struct agent *a);
+
 /* agent_ops.c */
 void *agent_job_main(void *arg);
 

@@ -328,7 +328,7 @@ static enum job_outcome do_deploy(struct job *j)
 	size_t n = 0;
 	struct ps_error err;
 	char path[PATH_MAX + 80], used[PS_SNAPNAME_MAX + 1] = "", fell[PS_CAT_TEXT_MAX] = "";
-	int64_t t0 = agent_mono_us();
+	int64_t t0 = agent_mono_us(), host_uid = -1;
 	int rc;
 	enum job_outcome out = OUT_FAILED;
 
@@ -382,7 +382,13 @@ static enum job_outcome do_deploy(struct job *j)
 		job_finish(j, 0, "cannot list the snapshots of %s: %s", j->project, err.msg);
 		goto rollback;
 	}
-	if (n == 0) {
+	if (n == 0 && a->o.hosting) {
+		/* hosting: the new empty home is the prepared subvolume */
+		if ((rc = agent_host_prepare(j, &host_uid, &err))) {
+			job_finish(j, 0, "%s", err.msg);
+			goto rollback;
+		}
+	} else if (n == 0) {
 		if ((rc = make_empty_home(j, p.uid, &err))) {
 			job_finish(j, 0, "%s", err.msg);
 			goto rollback;
@@ -397,6 +403,15 @@ static enum job_outcome do_deploy(struct job *j)
 		ro.cb_ctx = j;
 		job_renew(j);
 		ps_error_clear(&err);
+		if (a->o.hosting) {
+			/* its user, subvolume and cgroup (again after a failed try):
+			 * every restored owner becomes the project's uid */
+			if ((rc = agent_host_prepare(j, &host_uid, &err))) {
+				job_finish(j, 0, "%s", err.msg);
+				goto rollback;
+			}
+			ro.uid = ro.gid = (long)host_uid;
+		}
 		rc = ps_restore(j->store, j->project, v[i].name, path, &ro, &err);
 		if (rc == PS_OK) {
 			agent_copy(used, sizeof(used), v[i].name);
@@ -455,6 +470,7 @@ static enum job_outcome do_deploy(struct job *j)
 	goto done;
 rollback:
 	/* nothing deployed: the project stays in the store */
+	agent_host_teardown(j);
 	if (agent_copy_exists(a, j->project))
 		agent_remove_copy(a, j->project, NULL);
 	ps_error_clear(&err);
@@ -484,6 +500,8 @@ static int save_before_leaving(struct job *j, const char *status, const struct p
 	struct ps_error err;
 	int rc;
 	ps_error_clear(&err);
+	/* hosting: no process of the project writes while it is saved */
+	agent_host_stop(j);
 	if (!strcmp(p->host, me)) {
 		if ((rc = set_state(j, me, status, &err)))
 			goto fail;
@@ -547,6 +565,7 @@ static enum job_outcome do_close(struct job *j)
 		return OUT_FAILED;
 	}
 	job_phase(j, "removing", 0, 0);
+	agent_host_teardown(j);
 	if (agent_remove_copy(a, j->project, &err))
 		alog(a, "%s: %s", j->project, err.msg); /* reconciliation puts it aside later */
 	if ((rc = set_state(j, "", "stored", &err))) {
@@ -611,6 +630,7 @@ static enum job_outcome do_move_out(struct job *j)
 	if (rc == PS_ELOCKED)
 		alog(a, "%s: the move was already taken over by %s", j->project, to);
 	job_event(j, "moved-out", 0, "left %s for %s: %s", me, to, saved);
+	agent_host_teardown(j);
 	if (agent_remove_copy(a, j->project, &err))
 		alog(a, "%s: %s", j->project, err.msg);
 	snprintf(j->result, sizeof(j->result), "handed to %s", to);
