@@ -153,12 +153,21 @@ gluster_wait_bricks () {
 }
 
 # gluster_kill_brick VOL N: kills brick N (1-based, in volume order) by PID
-# with SIGKILL, as a crash would; prints the PID.
+# with SIGKILL, as a crash would, and waits until glusterd reports it offline
+# (a `volume start force` before that would not restart it); prints the PID.
 gluster_kill_brick () {
-	local path=$GL_DIR/bricks/$1-$2 pid
+	local path=$GL_DIR/bricks/$1-$2 pid start=$SECONDS
 	pid=$(gluster_brick_pids "$1" | awk -v p="$path" '$1 == p { print $2 }')
 	[ -n "$pid" ] || { gl_say_ "brick $path is not running"; return 1; }
 	kill -KILL "$pid" || return 1
+	while kill -0 "$pid" 2>/dev/null ||
+	      gluster_brick_pids "$1" | awk -v p="$path" '$1 == p { f = 1 } END { exit !f }'; do
+		if [ $((SECONDS - start)) -ge 30 ]; then
+			gl_say_ "brick $path (pid $pid) still listed as online after 30 s"
+			return 1
+		fi
+		sleep 0.2
+	done
 	echo "$pid"
 }
 
@@ -202,7 +211,7 @@ gluster_mounts () {
 gl_ns_pids_ () {
 	local ino=${GL_NETNS//[^0-9]/}
 	[ -n "$ino" ] && [ "$GL_NETNS" != "$(readlink /proc/self/ns/net)" ] || return 0
-	ps -e -o pid=,netns= | awk -v ns="$ino" '$2 == ns { print $1 }'
+	command ps -e -o pid=,netns= | awk -v ns="$ino" '$2 == ns { print $1 }'
 }
 
 gluster_stop () {

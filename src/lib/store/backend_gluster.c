@@ -503,7 +503,7 @@ static int vol_acquire(const struct ps_gluster_url *u, const char *location, str
 done:
 	pthread_mutex_unlock(&vols_lock);
 	if (fs)
-		glfs_fini(fs);
+		vol_fini(fs);   /* after a failed glfs_init too: it can wait as long */
 	ps_buf_release(&key);
 	if (!rc)
 		*out = v;
