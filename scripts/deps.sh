@@ -5,7 +5,7 @@
 set -eu
 pkgs="build-essential pkg-config libzstd-dev liblz4-dev libssl-dev libjansson-dev fuse3 libfuse3-dev libglusterfs-dev libsqlite3-dev libpq-dev libmicrohttpd-dev libbtrfsutil-dev"
 if [ "${1:-}" = "--test" ]; then
-	pkgs="$pkgs perl attr clang python3 util-linux procps strace glusterfs-server postgresql"
+	pkgs="$pkgs perl attr clang python3 util-linux procps strace glusterfs-server iproute2 postgresql"
 	# serve: API tests (curl, jq), dashboard test in a headless browser
 	pkgs="$pkgs curl jq chromium nodejs"
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
