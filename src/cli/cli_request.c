@@ -50,7 +50,10 @@ static void host_state(struct ps_catalog *cat, const char *host, char *buf, size
 		snprintf(buf, len, "host %s is disabled", host);
 		return;
 	}
-	if (h.last_heartbeat)
+	if (h.last_heartbeat && ps_cat_now() - h.last_heartbeat < 600LL * 1000000)
+		snprintf(age, sizeof(age), "%.0f s ago",
+			 (double)(ps_cat_now() - h.last_heartbeat) / 1e6);
+	else if (h.last_heartbeat)
 		ps_format_age(h.last_heartbeat * 1000, ps_cat_now() * 1000, age, sizeof(age));
 	snprintf(buf, len, "host %s's agent is not running or not answering (last heartbeat %s)", host,
 		 h.last_heartbeat ? age : "never");

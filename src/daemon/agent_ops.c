@@ -650,8 +650,13 @@ static enum job_outcome do_takeover(struct job *j)
 	rc = ps_cat_host_get(j->cat, old, &h, &err);
 	if (rc == PS_OK && ps_cat_host_alive(&h, ps_cat_now()))
 		return OUT_SKIPPED; /* it came back: it acts itself */
-	if (rc == PS_OK && h.last_heartbeat)
-		ps_format_age(h.last_heartbeat * 1000, ps_cat_now() * 1000, age, sizeof(age));
+	if (rc == PS_OK && h.last_heartbeat) {
+		double ago = (double)(ps_cat_now() - h.last_heartbeat) / 1e6;
+		if (ago < 600)
+			snprintf(age, sizeof(age), "%.1f s ago", ago);
+		else
+			ps_format_age(h.last_heartbeat * 1000, ps_cat_now() * 1000, age, sizeof(age));
+	}
 	rc = ps_cat_op_handoff(j->cat, j->op.id, old, a->host, "taking over", &err);
 	if (rc)
 		return OUT_SKIPPED; /* someone acted first */

@@ -26,10 +26,12 @@ agent_host () {
 	ps host add "$name" --root "$TRASH/hosts/$name" "$@" >/dev/null
 }
 
-# agent_start NAME [agent options]: starts the agent and waits until it runs.
+# agent_start NAME [agent options]: starts the agent and waits until it runs
+# (log_mark NAME first: later wait_log NAME look at this run only).
 agent_start () {
 	local name=$1 n
 	shift
+	log_mark "$name"
 	n=$(grep -c "agent $name started" "$TRASH/$name.log" 2>/dev/null)
 	"$PROJSTORE" agent --host "$name" --poll "$AGENT_POLL" --log "$TRASH/$name.log" "$@" \
 		2>>"$TRASH/$name.err" &
@@ -64,9 +66,20 @@ wait_where () {
 	wait_for "[ \"\$(ps where $1)\" = '$2' ]" "${3:-30}"
 }
 
-# wait_log NAME PATTERN [SECONDS]: until the agent's log has a line matching PATTERN.
+# log_mark NAME: later log_since/wait_log only look at the lines after this point.
+declare -A LOG_MARK
+log_mark () {
+	LOG_MARK[$1]=$(cat "$TRASH/$1.log" 2>/dev/null | wc -l)
+}
+
+# log_since NAME: the agent's log lines since its last log_mark.
+log_since () {
+	tail -n +$((${LOG_MARK[$1]:-0} + 1)) "$TRASH/$1.log" 2>/dev/null
+}
+
+# wait_log NAME PATTERN [SECONDS]: until a log line since the mark matches PATTERN.
 wait_log () {
-	wait_for "grep -q -e '$2' '$TRASH/$1.log' 2>/dev/null" "${3:-30}"
+	wait_for "log_since $1 | grep -q -e '$2'" "${3:-30}"
 }
 
 # copies_of PROJECT: the hosts whose root holds a working copy of it.
