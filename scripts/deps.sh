@@ -8,6 +8,8 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs perl attr clang python3 util-linux procps strace glusterfs-server iproute2 postgresql"
 	# serve: API tests (curl, jq), dashboard test in a headless browser
 	pkgs="$pkgs curl jq chromium nodejs"
+	# hosting: btrfs images with quota groups, project users, veth + NAT
+	pkgs="$pkgs btrfs-progs passwd iproute2 iptables"
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 fi
 missing=""
