@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../lib/util/util.h"
+#include "projstore_host.h"
 
 /* label values: backslash, quote and newline escaped */
 static void label(FILE *f, const char *s)
@@ -32,6 +33,49 @@ static void label(FILE *f, const char *s)
 static void head(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* hosting: the usage the agents record per project (`agent --hosting`),
+ * summed per host, so that no project id becomes a label */
+static void write_hosting(FILE *f, struct ps_catalog *cat, const struct ps_cat_host *hs, size_t nh)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+		{ "projstore_hosted_projects_running", "gauge", "Projects with processes running, per host." },
+		{ "projstore_hosted_cpu_seconds", "gauge", "CPU time used by the projects deployed on the host (their cgroups)." },
+		{ "projstore_hosted_memory_bytes", "gauge", "Memory used by the projects deployed on the host." },
+		{ "projstore_hosted_tasks", "gauge", "Processes and threads of the projects deployed on the host." },
+		{ "projstore_hosted_oom_kills", "gauge", "Out-of-memory kills in the projects deployed on the host." },
+		{ "projstore_hosted_disk_bytes", "gauge", "Disk used by the projects' working copies (btrfs quota groups)." },
+	};
+	struct ps_cat_usage *u = NULL;
+	size_t nu = 0;
+	if (ps_cat_usage_list(cat, NULL, &u, &nu, NULL) != PS_OK)
+		return;
+	for (size_t k = 0; k < PS_ARRAY_LEN(m); k++) {
+		head(f, m[k].name, m[k].type, m[k].help);
+		for (size_t i = 0; i < nh; i++) {
+			double v = 0;
+			for (size_t j = 0; j < nu; j++) {
+				const struct ps_host_usage *x = &u[j].u;
+				if (strcmp(u[j].host, hs[i].name) != 0)
+					continue;
+				switch (k) {
+				case 0: v += x->running > 0; break;
+				case 1: v += x->cpu_usec > 0 ? (double)x->cpu_usec / 1e6 : 0; break;
+				case 2: v += x->memory_bytes > 0 ? (double)x->memory_bytes : 0; break;
+				case 3: v += x->pids > 0 ? (double)x->pids : 0; break;
+				case 4: v += x->oom_kills > 0 ? (double)x->oom_kills : 0; break;
+				default: v += x->disk_bytes > 0 ? (double)x->disk_bytes : 0; break;
+				}
+			}
+			fprintf(f, "%s{host=\"", m[k].name);
+			label(f, hs[i].name);
+			fprintf(f, "\"} %.6g\n", v);
+		}
+	}
+	free(u);
 }
 
 static int write_catalog(FILE *f, struct ps_catalog *cat, struct ps_error *err)
@@ -152,6 +196,7 @@ static int write_catalog(FILE *f, struct ps_catalog *cat, struct ps_error *err)
 		label(f, hs[i].name);
 		fprintf(f, "\"} %.3f\n", (double)(now - hs[i].last_heartbeat) / 1e6);
 	}
+	write_hosting(f, cat, hs, nh);
 	free(hs);
 	return PS_OK;
 }

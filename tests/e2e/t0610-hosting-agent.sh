@@ -72,6 +72,19 @@ test_expect_success 'the agent records usage per project in the catalog' '
 	test_json top.json ".source == \"catalog\" and (.projects[0].cpu_seconds > 0)"
 '
 
+test_expect_success 'the usage reaches /metrics, summed per host' '
+	printf "admin %s\n" 0123456789abcdef0123 >tokens && chmod 600 tokens &&
+	"$PROJSTORE" serve --listen 127.0.0.1:0 --token-file tokens >serve.out 2>&1 &
+	sp=$! &&
+	test_when_finished "kill $sp; wait $sp; true" &&
+	wait_for "grep -q listening serve.out" &&
+	url=$(grep -o "http://127.0.0.1:[0-9]*" serve.out | head -1) &&
+	curl -s "$url/metrics" >metrics &&
+	test_grep "^projstore_hosted_cpu_seconds{host=\"h1\"} [0-9.e+-]*[1-9]" metrics &&
+	test_grep "^projstore_hosted_disk_bytes{host=\"h1\"}" metrics &&
+	! grep -q "$A" metrics
+'
+
 test_expect_success 'close stops the processes first, saves, and leaves nothing behind' '
 	ps run "$A" -- sh -c "echo last >last.txt; exec sleep 300" &
 	rp=$! &&
