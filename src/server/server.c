@@ -4,9 +4,11 @@
  * Request life cycle (the access handler is called several times per
  * request):
  *   1st call   headers are in.  Count the request, apply the per-address
- *              rate limit (429), refuse a declared body over the limit (413),
- *              answer GET/HEAD at once.  A POST gets a struct req and waits
- *              for its body.
+ *              rate limit (429), refuse a declared body over the limit (413;
+ *              the connection is closed, the body never read).  A POST gets
+ *              a struct req and waits for its body; any other request is
+ *              answered on its 2nd call (answering on the 1st would make
+ *              libmicrohttpd close the connection: no keep-alive).
  *   next calls body bytes: copied into r->body up to max_body; beyond that
  *              the rest is read and dropped, and the answer is 413.
  *   last call  (no more body) the POST is answered.
@@ -373,6 +375,9 @@ static enum MHD_Result dispatch(struct req *r)
 	return serve_asset(r);
 }
 
+/* *con_cls of a request without a body between its first and second call */
+static struct req get_marker;
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 				      const char *method, const char *version,
 				      const char *upload_data, size_t *upload_data_size,
@@ -381,6 +386,23 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 	struct ps_server *s = cls;
 	struct req *r = *con_cls;
 	(void)version;
+	if (r == &get_marker) {
+		/* second call of a request without a body: answer it now that it
+		 * has been read in full (an answer queued earlier would make
+		 * libmicrohttpd close the connection instead of keeping it alive) */
+		struct req stack;
+		memset(&stack, 0, sizeof(stack));
+		stack.srv = s;
+		stack.conn = conn;
+		stack.method = method;
+		stack.url = url;
+		stack.start_ns = ps_mono_ns();
+		stack.is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+		*upload_data_size = 0; /* a body nobody asked for is ignored */
+		enum MHD_Result ret = dispatch(&stack);
+		count_duration(s, stack.start_ns);
+		return ret;
+	}
 	if (!r) {
 		/* first call: the headers are in */
 		struct req stack;
@@ -414,9 +436,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 			return ps_srv_error(&stack, 413, "payload_too_large",
 					    "a request body may have at most %zu bytes", s->max_body);
 		if (!stack.is_post) {
-			enum MHD_Result ret = dispatch(&stack);
-			count_duration(s, stack.start_ns);
-			return ret;
+			*con_cls = &get_marker;
+			return MHD_YES;
 		}
 		r = ps_calloc(1, sizeof(*r));
 		if (!r)
@@ -456,8 +477,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)toe;
-	if (!r)
+	if (!r || r == &get_marker) {
+		*con_cls = NULL;
 		return;
+	}
 	count_duration(r->srv, r->start_ns);
 	free(r->body);
 	free(r);
@@ -602,7 +625,7 @@ int ps_server_start(struct ps_server **out, const struct ps_server_opts *o, stru
 	unsigned threads = (unsigned)(o->threads > 0 ? o->threads : ps_ncpus());
 	if (threads < 1)
 		threads = 1;
-	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 	if (v6)
 		flags |= MHD_USE_IPv6;
 	s->daemon = MHD_start_daemon(
