@@ -17,13 +17,14 @@
 #
 # FUZZ_STRICT=1 adds the invariant checks that known bugs still violate.
 
-FUZZ_TARGETS := pack segment tree ref fcache
+FUZZ_TARGETS := pack segment tree ref fcache gluster_url
 FUZZ_SECONDS ?= 30
 # FUZZ_JOBS > 1 runs libFuzzer with -jobs/-workers (its logs go to fuzz-N.log)
 FUZZ_JOBS    ?= 1
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
-FUZZ_PKGS    := libzstd liblz4 libcrypto
+# every library the library objects need (libpq: the headers of db_pg.c, as in the Makefile)
+FUZZ_PKGS    := $(PKGS) libpq
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fno-omit-frame-pointer -pthread -Iinclude -D_FILE_OFFSET_BITS=64 \
                 $(shell pkg-config --cflags $(FUZZ_PKGS)) $(if $(filter 1,$(FUZZ_STRICT)),-DFUZZ_STRICT)
