@@ -317,6 +317,42 @@ struct ps_cat_totals {
 };
 int ps_cat_totals(struct ps_catalog *cat, struct ps_cat_totals *out, struct ps_error *err);
 
+/* ------------------------------------------------------------- migration */
+
+/*
+ * `projstore migrate`: the start and the end of one project's import, one
+ * transaction each (catalog_migrate.c).
+ *
+ * begin: creates the row if new; refuses with PS_ELOCKED (the message says
+ * why) a project that is deployed, not "stored", has an active open/close/
+ * move, or is leased by another owner; else takes the lease for `owner` until
+ * now+ttl_us and sets maintenance (open/close/move requests are refused until
+ * the end). *before (may be NULL) gets status, lease, migrated and
+ * maintenance as they were.
+ * end: records facts (as ps_cat_project_set_facts) and the snapshot summary,
+ * the save result, the event, clears maintenance, sets migrated, releases
+ * owner's lease.
+ * fail: records a "migrate-failed" event (error) with the reason and releases
+ * owner's lease; clears maintenance (if owner held the lease) unless
+ * keep_maintenance.
+ */
+struct ps_cat_import {
+	const struct ps_cat_store_facts *facts; /* NULL = unchanged */
+	int64_t files;               /* files of the newest snapshot (summary) */
+	const char *result;          /* last_save_result: "ok", "partial: ...", ... */
+	const char *event_kind;      /* "migrated"; NULL = no event */
+	const char *event_detail;
+	int event_error;
+	const char *actor;
+};
+int ps_cat_migrate_begin(struct ps_catalog *cat, const char *project, const char *owner,
+			 int64_t ttl_us, struct ps_cat_project *before, struct ps_error *err);
+int ps_cat_migrate_end(struct ps_catalog *cat, const char *project, const char *owner,
+		       const struct ps_cat_import *im, struct ps_error *err);
+int ps_cat_migrate_fail(struct ps_catalog *cat, const char *project, const char *owner,
+			const char *actor, const char *reason, int keep_maintenance,
+			struct ps_error *err);
+
 /* ------------------------------------------------------------- store -> catalog */
 
 /* Refreshes the cached facts of one project from the store (snapshots,

@@ -743,6 +743,48 @@ static void options_digest(const struct mig *m, struct ps_store *s, const char *
 	free(buf);
 }
 
+/* The end of an import in the catalog: the store's facts (ps_stats: sizes
+ * and ratios), the save result and the event, in one transaction. */
+static int catalog_end(struct wctx *w, struct ps_store *s, const struct proj *p, size_t nprev,
+		       const struct ps_snapshot_info *si, struct ps_error *err)
+{
+	struct ps_cat_store_facts f = PS_CAT_STORE_FACTS_INIT;
+	struct ps_cat_import im;
+	struct ps_stats st;
+	char res[PS_CAT_TEXT_MAX], detail[PS_CAT_TEXT_MAX], size[32];
+	char *e;
+	int rc;
+	memset(&st, 0, sizeof(st));
+	rc = ps_stats(s, p->id, &st, err);
+	if (rc)
+		return rc;
+	f.quota_bytes = (int64_t)st.quota_bytes;
+	f.logical_bytes = (int64_t)si->logical_bytes;
+	f.stored_bytes = (int64_t)st.stored_bytes;
+	f.compressratio = st.compressratio > 0 ? st.compressratio : 1.0;
+	f.dedupratio = st.dedupratio > 0 ? st.dedupratio : 1.0;
+	f.snapshots = (int64_t)(nprev + (si->unchanged ? 0 : 1));
+	f.last_snapshot = si->name;
+	f.last_snapshot_at = si->time_ns / 1000;
+	e = escape_name(p->dir);
+	ps_format_size(si->logical_bytes, size, sizeof(size));
+	if (si->unchanged)
+		snprintf(detail, sizeof(detail), "from '%.200s': unchanged since %s", e, si->name);
+	else
+		snprintf(detail, sizeof(detail), "from '%.200s' as %s: %llu files, %s%s", e, si->name,
+			 (unsigned long long)si->files, size, si->errors ? ", entries skipped" : "");
+	free(e);
+	memset(&im, 0, sizeof(im));
+	im.facts = &f;
+	im.files = (int64_t)si->files;
+	im.result = result_text(si, res, sizeof(res));
+	im.event_kind = "migrated";
+	im.event_detail = detail;
+	im.event_error = si->errors != 0;
+	im.actor = w->m->actor;
+	return ps_cat_migrate_end(w->cat, p->id, w->m->lease_owner, &im, err);
+}
+
 /* Imports project p (number idx); returns the result object. */
 static json_t *import_one(struct wctx *w, struct proj *p)
 {
@@ -754,12 +796,12 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 	struct ps_error err, e2;
 	struct marker mk, nm;
 	struct walk wk;
-	char digest[65], options[65], source[65], msg[PS_CAT_TEXT_MAX + 64], res[PS_CAT_TEXT_MAX];
+	char digest[65], options[65], source[65], msg[PS_CAT_TEXT_MAX + 64];
 	char *dir = xasprintf("%s/%s", m->src_real, p->dir), *real = NULL, *reason = NULL;
 	const char *status = "failed";
 	size_t nsnaps = 0;
 	uint64_t quota = 0;
-	int rc, in_catalog = 0, leased = 0, maint = 0, saved = 0;
+	int rc, in_catalog = 0, begun = 0, saved = 0;
 	int64_t t0 = mono_ms();
 	json_t *r = json_object();
 
@@ -845,26 +887,30 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 		si.over_quota = quota && si.logical_bytes > quota;
 		si.new_objects = si.new_raw_bytes = si.new_bytes = 0;
 		si.errors = 0;
-		if (!in_catalog || !cp.migrated || cp.maintenance) {
-			ps_cat_project_ensure(w->cat, p->id, &e2);
-			ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &e2);
-			ps_cat_project_set_flag(w->cat, p->id, "migrated", 1, &e2);
-		}
 		status = "unchanged";
+		if (in_catalog && cp.migrated && !cp.maintenance)
+			goto done;
+		/* the catalog lost track of it (new or reset catalog, or a run
+		 * killed after the marker): the same two steps as an import */
+		if ((rc = ps_cat_migrate_begin(w->cat, p->id, m->lease_owner, MIG_LEASE_US, NULL,
+					       &err))) {
+			status = "failed";
+			reason = xasprintf("%s", err.msg);
+			goto done;
+		}
+		begun = saved = 1;
+		if ((rc = catalog_end(w, s, p, nsnaps, &si, &err))) {
+			status = "failed";
+			reason = xasprintf("catalog: %s", err.msg);
+		}
 		goto done;
 	}
 	/* 4. import */
-	if ((!in_catalog && (rc = ps_cat_project_ensure(w->cat, p->id, &err))) ||
-	    (rc = ps_cat_lease_acquire(w->cat, p->id, m->lease_owner, MIG_LEASE_US, &err))) {
-		reason = xasprintf("catalog: %s", err.msg);
+	if ((rc = ps_cat_migrate_begin(w->cat, p->id, m->lease_owner, MIG_LEASE_US, NULL, &err))) {
+		reason = xasprintf("%s", err.msg);
 		goto done;
 	}
-	leased = 1;
-	if ((rc = ps_cat_project_set_flag(w->cat, p->id, "maintenance", 1, &err))) {
-		reason = xasprintf("catalog: %s", err.msg);
-		goto done;
-	}
-	maint = 1;
+	begun = 1;
 	if (m->set_quota && quota != m->quota && (rc = ps_quota_set(s, p->id, m->quota, &err))) {
 		reason = xasprintf("%s", err.msg);
 		goto done;
@@ -881,37 +927,13 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 	rc = ps_save(s, p->id, dir, &o, &si, &err);
 	if (rc) {
 		reason = xasprintf("%s", err.msg);
-		snprintf(res, sizeof(res), "failed: %.400s", err.msg);
-		ps_cat_project_save_result(w->cat, p->id, ps_cat_now(), res, &e2);
 		goto done;
 	}
 	saved = 1;
-	/* the catalog's cached facts, the result and the event */
-	if ((rc = ps_cat_refresh_project(w->cat, s, NULL, p->id, &err)) ||
-	    (rc = ps_cat_project_save_result(w->cat, p->id, ps_cat_now(),
-					     result_text(&si, res, sizeof(res)), &err))) {
+	if ((rc = catalog_end(w, s, p, nsnaps, &si, &err))) {
 		reason = xasprintf("saved as %s, but catalog: %s", si.name, err.msg);
 		goto done;
 	}
-	{
-		char size[32];
-		char *e = escape_name(p->dir);
-		ps_format_size(si.logical_bytes, size, sizeof(size));
-		if (si.unchanged)
-			snprintf(msg, sizeof(msg), "from '%.200s': unchanged since %s", e, si.name);
-		else
-			snprintf(msg, sizeof(msg), "from '%.200s' as %s: %llu files, %s%s", e, si.name,
-				 (unsigned long long)si.files, size, si.errors ? ", entries skipped" : "");
-		free(e);
-		ps_cat_event_add(w->cat, p->id, "migrated", m->actor, si.errors != 0, msg, &e2);
-	}
-	if ((rc = ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &err)) ||
-	    (!(in_catalog && cp.migrated) &&
-	     (rc = ps_cat_project_set_flag(w->cat, p->id, "migrated", 1, &err)))) {
-		reason = xasprintf("saved as %s, but catalog: %s", si.name, err.msg);
-		goto done;
-	}
-	maint = 0;
 	memset(&nm, 0, sizeof(nm));
 	snprintf(nm.state, sizeof(nm.state), "done");
 	memcpy(nm.source, source, sizeof(source));
@@ -925,17 +947,14 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 	}
 	status = si.unchanged ? "unchanged" : "imported";
 done:
-	if (reason && w->cat && p->id[0]) {
-		ps_cat_event_add(w->cat, p->id, "migrate-failed", m->actor, 1, reason, &e2);
-		/* a failed save published nothing: the store has the last good
-		 * snapshot. Once the save published, maintenance stays until a
-		 * rerun finishes the project (it tells that the newest snapshot
-		 * is this import's). */
-		if (maint && !saved)
-			ps_cat_project_set_flag(w->cat, p->id, "maintenance", 0, &e2);
-	}
-	if (leased)
-		ps_cat_lease_release(w->cat, p->id, m->lease_owner, &e2);
+	/* Before the begin, and after a save that failed (it published
+	 * nothing), maintenance is cleared; once a save published, it stays
+	 * until a rerun finishes the project: it tells that run that the
+	 * newest snapshot is this import's. Before the begin it is not ours
+	 * to clear unless we hold the lease (a killed run of ours). */
+	if (reason && w->cat && p->id[0])
+		ps_cat_migrate_fail(w->cat, p->id, m->lease_owner, m->actor, reason,
+				    begun ? saved : 1, &e2);
 	json_object_set_new(r, "status", json_string(status));
 	if (reason) {
 		json_object_set_new(r, "reason", json_string(reason));

@@ -104,6 +104,18 @@ test_expect_success 'bad arguments: usage errors, a missing SRC_ROOT or store, n
 	test_path_is_missing "$TRASH/no-store"
 '
 
+test_expect_success 'a project with a pending open is left alone, the catalog unchanged' '
+	ps host add h1 --root "$TRASH/h1-root" &&
+	ps open good.2_x --host h1 2>/dev/null &&
+	echo change >>src/good.2_x/sub/f.txt &&
+	test_expect_code 3 ps migrate src --json >mo.json &&
+	test_json mo.json "(.results[] | select(.dir == \"good.2_x\")) | .status == \"failed\" and
+		(.reason | test(\"operation [0-9]+ \\\\(open\\\\) is pending\"))" &&
+	test "$(snap_count good.2_x)" = 1 &&
+	ps projects --json >p.json &&
+	test_json p.json "(.[] | select(.id == \"good.2_x\")) | (.maintenance | not) and .lease == null"
+'
+
 test_expect_success 'a project saved by someone else since its migration is not overwritten' '
 	mkhome elsewhere &&
 	echo "newer work" >elsewhere/newer.txt &&
@@ -112,7 +124,7 @@ test_expect_success 'a project saved by someone else since its migration is not 
 	test_expect_code 3 ps migrate src --json >m2.json &&
 	test_json m2.json "(.results[] | select(.dir == \"good-1\")) | .status == \"failed\" and
 		(.reason | test(\"saved since it was migrated\"))" &&
-	test_json m2.json "(.results[] | select(.dir == \"good.2_x\")) | .status == \"unchanged\"" &&
+	test_json m2.json "(.results[] | select(.dir == \"good.2_x\")) | .reason | test(\"pending\")" &&
 	ps cat good-1 newer.txt >got &&
 	echo "newer work" >expect &&
 	test_cmp expect got &&
