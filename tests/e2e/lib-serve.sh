@@ -7,7 +7,8 @@
 #                                ARGS` in the background; sets SERVE_URL,
 #                                SERVE_PID, SERVE_LOG; stopped (by PID) when the
 #                                test file ends
-#   serve_stop                   SIGTERM, waits, returns the exit code
+#   serve_stop                   SIGTERM, waits; fails unless it exited 0 without
+#                                sanitizer reports
 #   req TOKEN METHOD PATH [CURL ARGS...]
 #                                one request; the body goes to ./body, the
 #                                headers to ./headers, the status is printed
@@ -40,8 +41,12 @@ serve_start () {
 }
 
 serve_stop () {
+	local rc
 	kill -TERM "$SERVE_PID" 2>/dev/null
 	wait "$SERVE_PID"
+	rc=$?
+	test_no_sanitizer_report "$SERVE_LOG" || return 1
+	[ $rc = 0 ] || { echo >&4 "serve exited with $rc:"; tail -n 20 "$SERVE_LOG" >&4; return 1; }
 }
 
 req () {
