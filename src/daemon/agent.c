@@ -228,6 +228,8 @@ static void reap_jobs(struct agent *a)
 			return;
 		if (j->joinable)
 			pthread_join(j->thread, NULL);
+		if (j->outcome == OUT_FAILED || j->outcome == OUT_SKIPPED)
+			agent_reconcile_project(a, j->project); /* is the copy still ours? */
 		if (j->kind == JOB_OP) {
 			if (j->outcome == OUT_RETRY) {
 				int64_t d = a->o.poll_us > 1000000 ? a->o.poll_us : 1000000;

@@ -138,6 +138,8 @@ int agent_quarantine(struct agent *a, struct ps_catalog *cat, const char *projec
 /* Removes leftovers (half-done restores, trash), quarantines working copies
  * the catalog does not place here. Skips projects with a running job. */
 void agent_reconcile(struct agent *a);
+/* The same for one project (after a job of it ended without doing its work). */
+void agent_reconcile_project(struct agent *a, const char *project);
 /* Removes the entry `name` of directory dfd recursively, never following
  * symlinks. 0 or -errno. */
 int agent_rm_at(int dfd, const char *name);

@@ -93,7 +93,8 @@ static void job_unlease(struct job *j)
 /*
  * Tests stop an agent at a chosen step to kill it there:
  * PROJSTORE_AGENT_PAUSE=POINT:SECONDS sleeps (renewing the lease) at POINT:
- * "move-saving" (old host, before its first save), "move-handoff" (old host,
+ * "save" (before every save), "move-saving" (old host, before its first
+ * save), "move-handoff" (old host,
  * saved, location empty, before the handoff), "restore" (new host, first
  * progress of the restore), "restored" (complete copy, before publishing).
  */
@@ -249,6 +250,7 @@ static int job_save(struct job *j, struct ps_snapshot_info *si, struct ps_error 
 	so.progress = job_progress_cb;
 	so.warn = job_warn_cb;
 	so.cb_ctx = j;
+	test_pause(j, "save");
 	job_renew(j);
 	ps_error_clear(err);
 	rc = ps_save(j->store, j->project, path, &so, si, err);
@@ -741,9 +743,15 @@ static enum job_outcome do_autosave(struct job *j, int prior_fails)
 		return OUT_SKIPPED;
 	}
 	if (!agent_copy_exists(a, j->project)) {
+		char res[PS_CAT_TEXT_MAX + 16];
 		snprintf(j->result, sizeof(j->result), "the working copy %s/%s is missing", a->root,
 			 j->project);
-		job_event(j, "save-failed", 1, "%s", j->result);
+		snprintf(res, sizeof(res), "failed: %s", j->result);
+		ps_error_clear(&err);
+		if (ps_cat_project_save_result(j->cat, j->project, ps_cat_now(), res, &err))
+			alog(a, "%s: cannot record the save: %s", j->project, err.msg);
+		job_event(j, "save-failed", 1, "autosave failed (%d in a row): %s", prior_fails + 1,
+			  j->result);
 		job_unlease(j);
 		return OUT_FAILED;
 	}

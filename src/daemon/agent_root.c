@@ -485,6 +485,15 @@ static int copy_belongs_here(struct agent *a, const char *project, char *why, si
 	return 0;
 }
 
+void agent_reconcile_project(struct agent *a, const char *project)
+{
+	char why[300];
+	if (!agent_copy_exists(a, project) || agent_project_busy(a, project))
+		return;
+	if (copy_belongs_here(a, project, why, sizeof(why)) == 0)
+		agent_quarantine(a, a->cat, project, why);
+}
+
 void agent_reconcile(struct agent *a)
 {
 	DIR *d;

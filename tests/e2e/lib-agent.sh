@@ -29,17 +29,17 @@ agent_host () {
 # agent_start NAME [agent options]: starts the agent and waits until it runs
 # (log_mark NAME first: later wait_log NAME look at this run only).
 agent_start () {
-	local name=$1 n
+	local name=$1 pid
 	shift
 	log_mark "$name"
-	n=$(grep -c "agent $name started" "$TRASH/$name.log" 2>/dev/null)
 	"$PROJSTORE" agent --host "$name" --poll "$AGENT_POLL" --log "$TRASH/$name.log" "$@" \
 		2>>"$TRASH/$name.err" &
-	AGENT_PID[$name]=$!
-	test_atexit "kill -9 ${AGENT_PID[$name]} 2>/dev/null"
-	wait_for "[ \"\$(grep -c 'agent $name started' '$TRASH/$name.log' 2>/dev/null)\" -gt ${n:-0} ] ||
-		! kill -0 ${AGENT_PID[$name]} 2>/dev/null" 20 &&
-	kill -0 "${AGENT_PID[$name]}" 2>/dev/null || { cat "$TRASH/$name.err" >&4; return 1; }
+	pid=$!
+	AGENT_PID[$name]=$pid
+	test_atexit "kill -9 $pid 2>/dev/null"
+	wait_for "grep -q 'agent $name started (pid $pid)' '$TRASH/$name.log' 2>/dev/null ||
+		! kill -0 $pid 2>/dev/null" 20 &&
+	kill -0 "$pid" 2>/dev/null || { cat "$TRASH/$name.err" >&4; return 1; }
 }
 
 # agent_kill NAME: kill -9, as a crash would.
@@ -94,4 +94,9 @@ copies_of () {
 # quarantined HOST PROJECT: the quarantined copies of PROJECT on HOST.
 quarantined () {
 	ls -d "$TRASH/hosts/$1/.projstore/quarantine/$2".* 2>/dev/null
+}
+
+# host_state NAME: up, down, draining or disabled, as the catalog sees it.
+host_state () {
+	ps hosts --json | jq -r --arg h "$1" '.[] | select(.name == $h) | .state'
 }
