@@ -47,7 +47,9 @@ static void on_log(void *ctx, int level, const char *line)
 	struct sync_out *o = ctx;
 	if (o->every) {
 		char ts[48];
-		ps_format_time_ns(clock_ns(CLOCK_REALTIME) / 1000000000, 0, ts, sizeof(ts));
+		int64_t now = clock_ns(CLOCK_REALTIME);
+		ps_format_time_ns(now / 1000000000, (uint32_t)(now % 1000000000 / 1000000 * 1000000), ts,
+				  sizeof(ts));
 		fprintf(stderr, "%s ", ts);
 	}
 	fprintf(stderr, "projstore: %s%s\n", level ? "warning: " : "", line);

@@ -148,7 +148,7 @@ static int read_record(struct ps_store *s, uint32_t pack, const struct ps_idx_en
 static int salvage_pack(struct rp_ctx *c, uint32_t p, int *can_go)
 {
 	struct ps_store *s = c->s;
-	size_t bad = 0, copied = 0, lost = 0;
+	size_t bad = 0, copied = 0, lost = 0, dropped = 0;
 	char hex[65];
 	*can_go = 1;
 	for (size_t i = 0; i < s->idx_n; i++) {
@@ -166,12 +166,18 @@ static int salvage_pack(struct rp_ctx *c, uint32_t p, int *can_go)
 			continue;
 		}
 		bad++;
-		/* a damaged record: is there a verified copy of that id now? */
+		/* a damaged record: is there a verified copy of that id now? One
+		 * check did not name is used by no snapshot it walked: garbage */
 		{
-			int have = 0;
+			int have = 0, named = 0;
 			for (size_t k = 0; k < c->r->nitems && !have; k++)
-				have = c->r->items[k].repaired && !memcmp(c->ids[k], e->id, 24);
-			if (!have) {
+				if (!memcmp(c->ids[k], e->id, 24)) {
+					named = 1;
+					have = c->r->items[k].repaired;
+				}
+			if (!named) {
+				dropped++;
+			} else if (!have) {
 				lost++;
 				*can_go = 0;
 			}
@@ -179,8 +185,8 @@ static int salvage_pack(struct rp_ctx *c, uint32_t p, int *can_go)
 	}
 	ps_hex_encode(s->packs[p], 32, hex);
 	if (*can_go)
-		note(c, "pack %s: %zu good records copied, %zu damaged ones replaced: it can go", hex, copied,
-		     bad);
+		note(c, "pack %s: %zu good records copied, %zu damaged ones replaced, %zu damaged ones no "
+		     "snapshot uses dropped: it can go", hex, copied, bad - dropped, dropped);
 	else
 		note(c, "pack %s stays: %zu of its damaged records have no good copy", hex, lost);
 	return PS_OK;

@@ -284,9 +284,17 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 			}
 			bad |= walk_tree(c, en->subtree, path, depth + 1);
 		} else if (en->type == PS_T_REG) {
+			int reported = 0;
 			for (size_t k = 0; k < en->nextents; k++) {
 				const uint8_t *cid = en->extents[k].id;
 				char hex[65];
+				/* a file is reported once; the ids of its other damaged
+				 * chunks are still told (repair fetches them all) */
+				if (reported) {
+					if (!ps_store_locate(c->s, cid, NULL) || is_damaged(c, cid))
+						tell_damaged(c, cid);
+					continue;
+				}
 				/* the reader's view: an object in a pack gc has condemned
 				 * is there until gc retires it (ps_store_has leaves it out) */
 				if (!ps_store_locate(c->s, cid, NULL)) {
@@ -296,7 +304,8 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 					file_damaged(c, path, what);
 					tell_damaged(c, cid);
 					bad = 1;
-					break;
+					reported = 1;
+					continue;
 				}
 				if (c->o->read_data && c->o->projects && ps_idset_add(&c->verified, cid) == 1) {
 					/* project-scoped --read-data: read what this project uses */
@@ -314,7 +323,7 @@ static int walk_tree(struct check_ctx *c, const uint8_t id[32], const char *pref
 					c->snap_bad = 1;
 					problem(c, path, "snapshot %s: file uses damaged object %s", c->snap, hex);
 					bad = 1;
-					break;
+					reported = 1;
 				}
 			}
 		}
