@@ -11,6 +11,8 @@ if [ "${1:-}" = "--test" ]; then
 	# hosting: btrfs images with quota groups, project users, veth + NAT
 	pkgs="$pkgs btrfs-progs passwd iproute2 iptables"
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+	# sync over ssh: a real sshd on loopback, started by the tests
+	pkgs="$pkgs openssh-server openssh-client"
 fi
 missing=""
 for p in $pkgs; do
