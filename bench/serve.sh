@@ -9,9 +9,14 @@
 #
 # wrk runs on the same machine as the server (and PostgreSQL), so the cores
 # are shared by all of them; the load average before and after each run is
-# recorded, since other work on the machine lowers the figures.
+# recorded, since other work on the machine lowers the figures.  The CPU time
+# each request costs (server, PostgreSQL backends, wrk; from /proc) does not
+# depend on that load: "fits" is how many requests per second those costs
+# allow on the machine's cores when nothing else runs.  8 connections keep
+# both server threads busy; more only queue (Little's law: 32 connections at
+# 20,000 req/s wait 1.6 ms on average).
 #
-# env: PROJECTS (20000), DURATION (20s), CONNECTIONS (32), WRK_THREADS (1),
+# env: PROJECTS (20000), DURATION (20s), CONNECTIONS (8), WRK_THREADS (1),
 #      SERVER_THREADS (2), ENGINES ("sqlite postgresql"), PROJSTORE (binary),
 #      OUT (bench/results/serve-DATE.txt)
 set -euo pipefail
@@ -20,7 +25,7 @@ REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PROJSTORE=${PROJSTORE:-$REPO_ROOT/build/projstore}
 PROJECTS=${PROJECTS:-20000}
 DURATION=${DURATION:-20s}
-CONNECTIONS=${CONNECTIONS:-32}
+CONNECTIONS=${CONNECTIONS:-8}
 WRK_THREADS=${WRK_THREADS:-1}
 SERVER_THREADS=${SERVER_THREADS:-2}
 ENGINES=${ENGINES:-"sqlite postgresql"}
@@ -92,6 +97,19 @@ request = function()
 end
 LUA
 
+# "SERVER_TICKS POSTGRES_TICKS": CPU time (utime + stime) so far of the
+# server and of every PostgreSQL process (backends included)
+cpu_ticks() {
+	local s p=0 pid
+	s=$(awk '{ print $14 + $15 }' "/proc/$SERVE_PID/stat")
+	if [ "$1" = postgresql ]; then
+		for pid in $PG_PID $(ps -o pid= --ppid "$PG_PID"); do
+			p=$((p + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+		done
+	fi
+	echo "$s $p"
+}
+
 run_engine() {
 	local engine=$1 spec
 	if [ "$engine" = sqlite ]; then
@@ -124,19 +142,30 @@ run_engine() {
 	# a short warm-up: every worker opens its catalog connection
 	wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 3s -s "$W/random-project.lua" \
 		-H "Authorization: Bearer $ADMIN" "$url" >/dev/null
-	local load0 load1
+	local load0 load1 cpu0 cpu1 wrkcpu
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
-	wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$W/random-project.lua" \
-		-H "Authorization: Bearer $ADMIN" "$url" >"$W/wrk-$engine.txt"
+	cpu0=$(cpu_ticks "$engine")
+	wrkcpu=$( (wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$W/random-project.lua" \
+		-H "Authorization: Bearer $ADMIN" "$url" >"$W/wrk-$engine.txt"; times) |
+		awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } print t }')
+	cpu1=$(cpu_ticks "$engine")
 	load1=$(cut -d' ' -f1-3 /proc/loadavg)
 	local rps p50 p99 errs
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$W/wrk-$engine.txt")
 	p50=$(awk '$1 == "50%" { print $2 }' "$W/wrk-$engine.txt")
 	p99=$(awk '$1 == "99%" { print $2 }' "$W/wrk-$engine.txt")
 	errs=$(grep -E 'Non-2xx|Socket errors' "$W/wrk-$engine.txt" | tr '\n' ' ' || true)
+	local reqs cost
+	reqs=$(awk '/requests in/ { print $1 }' "$W/wrk-$engine.txt")
+	cost=$(awk -v a="${cpu0% *}" -v b="${cpu1% *}" -v pa="${cpu0#* }" -v pb="${cpu1#* }" \
+		-v w="$wrkcpu" -v n="$reqs" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" 'BEGIN {
+		s = (b - a) / hz * 1e6 / n; p = (pb - pa) / hz * 1e6 / n; k = w * 1e6 / n
+		printf "CPU per request: server %.1f us, postgresql %.1f us, wrk %.1f us; fits %.0f req/s on %d cores",
+			s, p, k, cores * 1e6 / (s + p + k), cores }')
 	printf '%-11s projects=%d  %s req/s  p50 %s  p99 %s  (wrk -t%s -c%s -d%s, server threads %s; load %s -> %s)%s\n' \
 		"$engine" "$n" "$rps" "$p50" "$p99" "$WRK_THREADS" "$CONNECTIONS" "$DURATION" \
 		"$SERVER_THREADS" "$load0" "$load1" "${errs:+  ERRORS: $errs}" | tee -a "$OUT"
+	echo "            $cost" | tee -a "$OUT"
 	sed 's/^/    /' "$W/wrk-$engine.txt" >>"$OUT"
 	stop_pid "$SERVE_PID" TERM
 	SERVE_PID=
