@@ -78,7 +78,9 @@ test_expect_success 'changes: content, new and removed files, a mode, a rename, 
 '
 
 test_expect_success 'second pass: the changed projects get a new snapshot, the others do not' '
+	SECONDS=0 &&
 	test_expect_code_in "0 4" ps migrate src -j 4 --uid 1001 --gid 1001 --quota 80K --json >m3.json &&
+	echo "# pass after changes: $SECONDS s" >&4 &&
 	test_json m3.json ".imported == 6 and .unchanged == $((TOTAL - 6)) and .failed == 0" &&
 	test_json m3.json "[.results[] | select(.status == \"imported\") | .project] | sort ==
 		[\"home-0003\", \"home-0005\", \"home-0007\", \"home-0009\", \"home-0011\", \"messy-home\"]" &&
@@ -91,14 +93,36 @@ test_expect_success 'second pass: the changed projects get a new snapshot, the o
 	test "$(snap_count home-0001)" = 1
 '
 
+# Restores project $1 into out/$1 and compares it with src/$1 (a failure is
+# recorded in restore-failures).
+restore_cmp () {
+	if ! ps restore "$1" "out/$1" >"out-$1.log" 2>&1; then
+		echo "$1: restore failed" >>restore-failures
+	elif ! treecmp --no-atime --no-owner "src/$1" "out/$1" >"cmp-$1.out" 2>&1; then
+		echo "$1: differs" >>restore-failures
+	fi
+}
+
 test_expect_success 'every project restores equal to its source (owners: all 1001)' '
 	mkdir out &&
+	: >restore-failures &&
+	SECONDS=0 &&
+	i=0 &&
 	for d in src/*/; do
-		p=$(basename "$d")
-		ps restore "$p" "out/$p" || { echo "restore $p failed" >&4; return 1; }
-		treecmp --no-atime --no-owner "src/$p" "out/$p" >cmp.out ||
-			{ echo "$p differs:" >&4; head -n 20 cmp.out >&4; return 1; }
-	done &&
+		restore_cmp "$(basename "$d")" &
+		i=$((i + 1))
+		[ $((i % 4)) != 0 ] || wait
+	done
+	wait
+	echo "# restore and compare of $TOTAL projects (4 at a time): $SECONDS s" >&4 &&
+	if test -s restore-failures; then
+		cat restore-failures >&4
+		for f in $(cut -d: -f1 restore-failures | head -n 3); do
+			cat "out-$f.log" "cmp-$f.out" 2>/dev/null | head -n 20 >&4
+		done
+		false
+	fi &&
+	test "$(ls out | wc -l)" = $TOTAL &&
 	find out -mindepth 1 \( ! -uid 1001 -o ! -gid 1001 \) >bad-owners &&
 	test_must_be_empty bad-owners
 '
