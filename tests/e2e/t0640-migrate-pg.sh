@@ -2,8 +2,8 @@
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-pg.sh"
 
-test_description 'migrate with the catalog in PostgreSQL: import, unchanged pass, a changed project,
-a refused one, the catalog rows and events. Size knob: MIGRATE_PG_HOMES (default 30).'
+test_description 'migrate with the catalog in PostgreSQL: the catalog_migrate unit tests, import, unchanged
+pass, a changed project, a refused one, the catalog rows and events. Size knob: MIGRATE_PG_HOMES (default 30).'
 
 N=${MIGRATE_PG_HOMES:-30}
 
@@ -12,6 +12,19 @@ test_expect_success POSTGRES 'start PostgreSQL; a store and homes' '
 	test_set_prereq PG &&
 	ps init &&
 	"$TOOLS_SRC/mkhomes.sh" --homes "$N" --kb 32 src
+'
+
+UNIT=${PS_UNIT_BIN_MIGRATE:-$(dirname "$PROJSTORE")/tests/test_catalog_migrate}
+
+test_expect_success PG 'the catalog_migrate unit tests against PostgreSQL too' '
+	test -x "$UNIT" || { echo "# $UNIT not built: skipped" >&4; return 0; }
+	url=$(pg_newdb unit) &&
+	PS_TEST_PG_URL=$url "$UNIT" >unit.out 2>&1
+	rc=$?
+	cat unit.out >&4
+	test $rc = 0 &&
+	grep -q "engine postgresql" unit.out &&
+	! grep -q "^not ok" unit.out
 '
 
 test_expect_success PG 'first pass: every home imported, the catalog rows complete' '
