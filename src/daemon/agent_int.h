@@ -131,6 +131,12 @@ int agent_copy_exists(struct agent *a, const char *project);
 /* Removes ROOT/project (renamed into the trash first, so a half-removed copy
  * is never at its place) and its file cache. */
 int agent_remove_copy(struct agent *a, const char *project, struct ps_error *err);
+/* The two halves of it: the rename into the trash (tname = the name there, ""
+ * when there was no copy), and the deletion, which can wait until the
+ * operation is recorded as done. */
+int agent_trash_copy(struct agent *a, const char *project, char *tname, size_t tlen,
+		     struct ps_error *err);
+void agent_trash_remove(struct agent *a, const char *tname);
 /* Moves ROOT/project aside into the quarantine area (root only), records an
  * event with `why`, and keeps the area within its bounds. cat: the caller's. */
 int agent_quarantine(struct agent *a, struct ps_catalog *cat, const char *project,

@@ -541,7 +541,7 @@ static enum job_outcome do_close(struct job *j)
 	struct ps_cat_project p;
 	struct ps_snapshot_info si;
 	struct ps_error err;
-	char why[PS_CAT_TEXT_MAX], saved[PS_CAT_TEXT_MAX];
+	char why[PS_CAT_TEXT_MAX], saved[PS_CAT_TEXT_MAX], trash[PS_CAT_ID_MAX + 40] = "";
 	int rc;
 
 	ps_error_clear(&err);
@@ -568,11 +568,13 @@ static enum job_outcome do_close(struct job *j)
 	}
 	job_phase(j, "removing", 0, 0);
 	agent_host_teardown(j);
-	if (agent_remove_copy(a, j->project, &err))
+	/* out of its place at once; deleted once the close is recorded */
+	if (agent_trash_copy(a, j->project, trash, sizeof(trash), &err))
 		alog(a, "%s: %s", j->project, err.msg); /* reconciliation puts it aside later */
 	if ((rc = set_state(j, "", "stored", &err))) {
 		snprintf(j->result, sizeof(j->result), "%s", err.msg);
 		job_unlease(j);
+		agent_trash_remove(a, trash);
 		return rc == PS_ELOCKED ? OUT_SKIPPED : OUT_RETRY;
 	}
 	if (si.name[0])
@@ -582,6 +584,7 @@ static enum job_outcome do_close(struct job *j)
 	job_event(j, "closed", 0, "closed on %s: %s; working copy removed", me, saved);
 	job_finish(j, 1, "closed: %s", saved);
 	job_unlease(j);
+	agent_trash_remove(a, trash);
 	return OUT_OK;
 }
 
@@ -592,7 +595,7 @@ static enum job_outcome do_move_out(struct job *j)
 	struct ps_cat_project p;
 	struct ps_snapshot_info si;
 	struct ps_error err;
-	char why[PS_CAT_TEXT_MAX], saved[PS_CAT_TEXT_MAX];
+	char why[PS_CAT_TEXT_MAX], saved[PS_CAT_TEXT_MAX], trash[PS_CAT_ID_MAX + 40] = "";
 	int rc;
 
 	ps_error_clear(&err);
@@ -633,9 +636,10 @@ static enum job_outcome do_move_out(struct job *j)
 		alog(a, "%s: the move was already taken over by %s", j->project, to);
 	job_event(j, "moved-out", 0, "left %s for %s: %s", me, to, saved);
 	agent_host_teardown(j);
-	if (agent_remove_copy(a, j->project, &err))
+	if (agent_trash_copy(a, j->project, trash, sizeof(trash), &err))
 		alog(a, "%s: %s", j->project, err.msg);
 	snprintf(j->result, sizeof(j->result), "handed to %s", to);
+	agent_trash_remove(a, trash);
 	return OUT_OK;
 }
 

@@ -266,34 +266,49 @@ static void remove_cache(struct agent *a, const char *project)
 	closedir(d);
 }
 
-int agent_remove_copy(struct agent *a, const char *project, struct ps_error *err)
+int agent_trash_copy(struct agent *a, const char *project, char *tname, size_t tlen,
+		     struct ps_error *err)
 {
-	char from[PATH_MAX + 80], to[PATH_MAX + 160], tname[PS_CAT_ID_MAX + 40];
+	char from[PATH_MAX + 80], to[PATH_MAX + 160];
 	unsigned r = (unsigned)agent_mono_us() ^ (unsigned)getpid();
-	int tfd, rc;
+	tname[0] = 0;
 	snprintf(from, sizeof(from), "%s/%s", a->root, project);
-	snprintf(tname, sizeof(tname), "%s.%08x", project, r);
+	snprintf(tname, tlen, "%s.%08x", project, r);
 	snprintf(to, sizeof(to), "%s/trash/%s", a->adir, tname);
 	if (rename(from, to)) {
-		if (errno == ENOENT) {
-			remove_cache(a, project);
-			return PS_OK;
-		}
-		return agent_err_sys(err, "cannot move '%s' to the trash", from);
+		tname[0] = 0;
+		if (errno != ENOENT)
+			return agent_err_sys(err, "cannot move '%s' to the trash", from);
 	}
 	remove_cache(a, project);
-	snprintf(to, sizeof(to), "%s/trash", a->adir);
-	tfd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (tfd < 0)
-		return agent_err_sys(err, "cannot open '%s'", to);
+	return PS_OK;
+}
+
+void agent_trash_remove(struct agent *a, const char *tname)
+{
+	char dir[PATH_MAX + 16];
+	int tfd, rc;
+	if (!tname || !tname[0])
+		return;
+	snprintf(dir, sizeof(dir), "%s/trash", a->adir);
+	tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0) {
+		alog(a, "warning: cannot open %s: %s", dir, strerror(errno));
+		return;
+	}
 	rc = agent_rm_at(tfd, tname);
 	close(tfd);
-	if (rc) {
-		/* it is out of the way; the next start tries again */
-		errno = -rc;
-		alog(a, "warning: cannot remove %s/%s completely: %s", to, tname, strerror(-rc));
-	}
-	return PS_OK;
+	if (rc) /* it is out of the way; the next start tries again */
+		alog(a, "warning: cannot remove %s/%s completely: %s", dir, tname, strerror(-rc));
+}
+
+int agent_remove_copy(struct agent *a, const char *project, struct ps_error *err)
+{
+	char tname[PS_CAT_ID_MAX + 40];
+	int rc = agent_trash_copy(a, project, tname, sizeof(tname), err);
+	if (rc == PS_OK)
+		agent_trash_remove(a, tname);
+	return rc;
 }
 
 /* ------------------------------------------------------------ quarantine */
