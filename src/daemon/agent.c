@@ -191,20 +191,22 @@ static int retry_blocked(struct agent *a, int64_t op, int64_t now)
 	return 0;
 }
 
-static void retry_later(struct agent *a, int64_t op, int64_t when)
+/* returns 1 when the operation was not waiting yet (worth a log line) */
+static int retry_later(struct agent *a, int64_t op, int64_t when)
 {
 	for (size_t i = 0; i < a->nretry; i++)
 		if (a->retry[i].op == op) {
 			a->retry[i].not_before = when;
-			return;
+			return 0;
 		}
 	struct retry *nv = realloc(a->retry, (a->nretry + 1) * sizeof(*nv));
 	if (!nv)
-		return;
+		return 1;
 	a->retry = nv;
 	a->retry[a->nretry].op = op;
 	a->retry[a->nretry].not_before = when;
 	a->nretry++;
+	return 1;
 }
 
 static void reap_jobs(struct agent *a)
@@ -233,8 +235,7 @@ static void reap_jobs(struct agent *a)
 		if (j->kind == JOB_OP) {
 			if (j->outcome == OUT_RETRY) {
 				int64_t d = a->o.poll_us > 1000000 ? a->o.poll_us : 1000000;
-				retry_later(a, j->op.id, now + d);
-				if (j->result[0])
+				if (retry_later(a, j->op.id, now + d) && j->result[0])
 					alog(a, "%s: operation %" PRId64 " (%s) waits: %s", j->project, j->op.id,
 					     j->op.kind, j->result);
 			}
