@@ -17,7 +17,7 @@
 #
 # FUZZ_STRICT=1 adds the invariant checks that known bugs still violate.
 
-FUZZ_TARGETS := pack segment tree ref fcache gluster_url
+FUZZ_TARGETS := pack segment tree ref fcache gluster_url proto
 FUZZ_SECONDS ?= 30
 # FUZZ_JOBS > 1 runs libFuzzer with -jobs/-workers (its logs go to fuzz-N.log)
 FUZZ_JOBS    ?= 1

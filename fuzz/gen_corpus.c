@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "snap/snap_int.h"
 #include "hash/hash.h"
+#include "repl/repl_proto.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -416,6 +417,103 @@ static void gen_fcache(const char *tmp)
 	ps_buf_release(&x);
 }
 
+/* The sync protocol: streams of valid frames (fuzz_proto.c; control byte
+ * 0x01: also read through a connection). */
+static void proto_frame(struct ps_buf *b, int type, const struct ps_buf *body)
+{
+	size_t st;
+	if (ps_frame_begin(b, type, &st) || (body->len && ps_buf_append(b, body->data, body->len)) ||
+	    ps_frame_end(b, st))
+		die("out of memory");
+}
+
+static void gen_proto(void)
+{
+	struct ps_buf req = PS_BUF_INIT, resp = PS_BUF_INIT, x = PS_BUF_INIT;
+	uint8_t ids[3][32], rec[PS_PACK_REC_HDR_LEN + 5] = { PS_OBJ_CHUNK, 0 };
+	static const char *names[] = { "2026-11-25T09:45:12.123456Z-1a2b3c4d",
+				       "2026-11-25T10:00:03.654321Z-5e6f7a8b" };
+	for (int i = 0; i < 3; i++)
+		ps_sha256(&i, sizeof(i), ids[i]);
+	/* an object record: "hello", stored raw */
+	ps_put_le32(rec + 4, 5);
+	ps_put_le32(rec + 8, 5);
+	ps_sha256("hello", 5, rec + 12);
+	memcpy(rec + PS_PACK_REC_HDR_LEN, "hello", 5);
+	/* requests, in the order sync sends them */
+	ps_buf_append(&x, PS_PROTO_MAGIC, 8); ps_buf_put_uvar(&x, 1); ps_buf_put_uvar(&x, 1);
+	proto_frame(&req, PS_M_HELLO, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, 0); ps_put_str(&x, "", 0); ps_buf_put_uvar(&x, 60000);
+	proto_frame(&req, PS_M_LOCK, &x); ps_buf_reset(&x);
+	proto_frame(&req, PS_M_PROJECTS, &x);
+	ps_buf_put_u8(&x, 1); ps_put_str(&x, "proj", 4); ps_buf_put_uvar(&x, 60000);
+	proto_frame(&req, PS_M_LOCK, &x); ps_buf_reset(&x);
+	ps_put_str(&x, "proj", 4);
+	proto_frame(&req, PS_M_SNAPSHOTS, &x); ps_buf_reset(&x);
+	ps_put_ids(&x, ids[0], 3);
+	proto_frame(&req, PS_M_HAS, &x); ps_buf_reset(&x);
+	ps_put_ids(&x, ids[0], 2);
+	proto_frame(&req, PS_M_GET, &x); ps_buf_reset(&x);
+	ps_put_ids(&x, ids[1], 1);
+	proto_frame(&req, PS_M_SIZES, &x); ps_buf_reset(&x);
+	ps_buf_append(&x, rec, sizeof(rec));
+	proto_frame(&req, PS_M_PUT, &x); ps_buf_reset(&x);
+	proto_frame(&req, PS_M_BARRIER, &x);
+	proto_frame(&req, PS_M_FLUSH, &x);
+	ps_put_str(&x, "proj", 4); ps_buf_put_uvar(&x, 2);
+	ps_put_str(&x, names[0], strlen(names[0])); ps_put_str(&x, names[1], strlen(names[1]));
+	proto_frame(&req, PS_M_REFS, &x); ps_buf_reset(&x);
+	ps_put_str(&x, "proj", 4); ps_put_str(&x, "projstore-snapshot 1\n", 21);
+	proto_frame(&req, PS_M_PUBLISH, &x); ps_buf_reset(&x);
+	ps_put_str(&x, "proj", 4);
+	proto_frame(&req, PS_M_SETTINGS, &x); ps_buf_reset(&x);
+	ps_put_str(&x, "proj", 4); ps_buf_put_u8(&x, 1); ps_put_str(&x, "quota 4294967296\n", 17);
+	proto_frame(&req, PS_M_MERGE, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, 1); ps_put_str(&x, "proj", 4);
+	proto_frame(&req, PS_M_UNLOCK, &x); ps_buf_reset(&x);
+	proto_frame(&req, PS_M_BYE, &x);
+	put("proto", "requests", 0x00, req.data, req.len);
+	put("proto", "requests-conn", 0x01, req.data, req.len);
+	/* responses */
+	ps_buf_append(&x, PS_PROTO_MAGIC, 8); ps_buf_put_uvar(&x, 1); ps_buf_put_uvar(&x, PS_PROTO_FRAME_MAX);
+	ps_put_str(&x, "0123456789abcdef0123456789abcdef", 32);
+	proto_frame(&resp, PS_R_HELLO, &x); ps_buf_reset(&x);
+	proto_frame(&resp, PS_R_OK, &x);
+	ps_buf_put_u8(&x, 0); ps_buf_put_uvar(&x, 2); ps_put_str(&x, "a", 1); ps_put_str(&x, "proj", 4);
+	proto_frame(&resp, PS_R_NAMES, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, 0); ps_buf_put_uvar(&x, 2); ps_buf_put_u8(&x, 1); ps_put_str(&x, "ref", 3);
+	ps_buf_put_u8(&x, 0); ps_put_str(&x, "why", 3);
+	proto_frame(&resp, PS_R_BLOBS, &x); ps_buf_reset(&x);
+	ps_buf_put_uvar(&x, 3); ps_buf_put_u8(&x, 5);
+	proto_frame(&resp, PS_R_HAVE, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, PS_OBJ_OK); ps_buf_append(&x, rec + 12, 32); ps_buf_append(&x, rec, sizeof(rec));
+	proto_frame(&resp, PS_R_OBJECT, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, PS_OBJ_DAMAGED); ps_buf_append(&x, ids[1], 32); ps_put_str(&x, "bad", 3);
+	proto_frame(&resp, PS_R_OBJECT, &x); ps_buf_reset(&x);
+	ps_buf_put_uvar(&x, 1); ps_buf_put_uvar(&x, 49);
+	proto_frame(&resp, PS_R_SIZES, &x); ps_buf_reset(&x);
+	ps_buf_put_uvar(&x, 1); ps_buf_put_uvar(&x, 1); ps_buf_put_uvar(&x, 1);
+	ps_buf_append(&x, ids[2], 32); ps_put_str(&x, "fails its checksum", 18);
+	proto_frame(&resp, PS_R_BARRIER, &x); ps_buf_reset(&x);
+	ps_buf_put_uvar(&x, 7); ps_buf_put_uvar(&x, 4096);
+	proto_frame(&resp, PS_R_FLUSHED, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, 1);
+	proto_frame(&resp, PS_R_PUBLISHED, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, 1); ps_put_str(&x, "quota 1\n", 8);
+	proto_frame(&resp, PS_R_SETTINGS, &x); ps_buf_reset(&x);
+	ps_buf_put_u8(&x, 1); ps_buf_put_uvar(&x, 1); ps_put_str(&x, "took quota", 10);
+	proto_frame(&resp, PS_R_MERGED, &x); ps_buf_reset(&x);
+	ps_buf_put_svar(&x, PS_ELOCKED); ps_put_str(&x, "locked", 6);
+	proto_frame(&resp, PS_R_ERROR, &x); ps_buf_reset(&x);
+	put("proto", "responses", 0x00, resp.data, resp.len);
+	put("proto", "responses-conn", 0x01, resp.data, resp.len);
+	/* after a valid HELLO (control bit 1): one PUT */
+	put("proto", "put-after-hello", 0x03, req.data + 15, req.len - 15);
+	ps_buf_release(&req);
+	ps_buf_release(&resp);
+	ps_buf_release(&x);
+}
+
 int main(int argc, char **argv)
 {
 	char tmp[] = "/tmp/gen_corpus.XXXXXX";
@@ -432,6 +530,7 @@ int main(int argc, char **argv)
 	gen_trees();
 	gen_refs();
 	gen_fcache(tmp);
+	gen_proto();
 	nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	printf("seeds written to %s\n", out_dir);
 	return 0;

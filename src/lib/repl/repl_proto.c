@@ -358,6 +358,84 @@ int ps_msg_decode(const uint8_t *payload, size_t len, struct ps_msg *m, struct p
 	return PS_OK;
 }
 
+int ps_msg_encode(const struct ps_msg *m, struct ps_buf *b)
+{
+	size_t st;
+	int rc = ps_frame_begin(b, m->type, &st);
+	const uint8_t *str = m->str ? m->str : (const uint8_t *)"";
+	const uint8_t *data = m->data ? m->data : (const uint8_t *)"";
+	switch (m->type) {
+	case PS_M_HELLO:
+	case PS_R_HELLO:
+		rc = rc || ps_buf_append(b, PS_PROTO_MAGIC, 8) || ps_buf_put_uvar(b, m->u[0]) ||
+		     ps_buf_put_uvar(b, m->u[1]) || (m->type == PS_R_HELLO && ps_put_str(b, str, m->str_len));
+		break;
+	case PS_M_SNAPSHOTS:
+	case PS_M_SETTINGS:
+		rc = rc || ps_put_str(b, str, m->str_len);
+		break;
+	case PS_M_REFS:
+		rc = rc || ps_put_str(b, str, m->str_len) || ps_buf_put_uvar(b, m->n) ||
+		     (m->list_len && ps_buf_append(b, m->list, m->list_len));
+		break;
+	case PS_M_HAS:
+	case PS_M_SIZES:
+	case PS_M_GET:
+		rc = rc || ps_put_ids(b, m->ids, m->n);
+		break;
+	case PS_M_PUT:
+		rc = rc || ps_buf_append(b, data, m->len);
+		break;
+	case PS_M_PUBLISH:
+		rc = rc || ps_put_str(b, str, m->str_len) || ps_put_str(b, data, m->len);
+		break;
+	case PS_M_MERGE:
+		rc = rc || ps_put_str(b, str, m->str_len) || ps_buf_put_u8(b, (uint8_t)m->flag) ||
+		     ps_put_str(b, data, m->len);
+		break;
+	case PS_M_LOCK:
+	case PS_M_UNLOCK:
+		rc = rc || ps_buf_put_u8(b, (uint8_t)m->flag) || ps_put_str(b, str, m->str_len) ||
+		     (m->type == PS_M_LOCK && ps_buf_put_uvar(b, m->u[0]));
+		break;
+	case PS_R_ERROR:
+		rc = rc || ps_buf_put_svar(b, m->code) || ps_put_str(b, str, m->str_len);
+		break;
+	case PS_R_NAMES:
+	case PS_R_BLOBS:
+	case PS_R_MERGED:
+		rc = rc || ps_buf_put_u8(b, (uint8_t)m->flag) || ps_buf_put_uvar(b, m->n) ||
+		     (m->list_len && ps_buf_append(b, m->list, m->list_len));
+		break;
+	case PS_R_SETTINGS:
+		rc = rc || ps_buf_put_u8(b, (uint8_t)m->flag) || ps_put_str(b, data, m->len);
+		break;
+	case PS_R_HAVE:
+		rc = rc || ps_buf_put_uvar(b, m->n) || ps_buf_append(b, data, m->len);
+		break;
+	case PS_R_SIZES:
+		rc = rc || ps_buf_put_uvar(b, m->n) || (m->list_len && ps_buf_append(b, m->list, m->list_len));
+		break;
+	case PS_R_OBJECT:
+		rc = rc || ps_buf_put_u8(b, (uint8_t)m->flag) || ps_buf_append(b, m->ids, 32) ||
+		     (m->flag == PS_OBJ_OK ? ps_buf_append(b, data, m->len) : ps_put_str(b, str, m->str_len));
+		break;
+	case PS_R_BARRIER:
+		rc = rc || ps_buf_put_uvar(b, m->u[0]) || ps_buf_put_uvar(b, m->u[1]) ||
+		     ps_buf_put_uvar(b, m->n) || (m->list_len && ps_buf_append(b, m->list, m->list_len));
+		break;
+	case PS_R_FLUSHED:
+		rc = rc || ps_buf_put_uvar(b, m->u[0]) || ps_buf_put_uvar(b, m->u[1]);
+		break;
+	case PS_R_PUBLISHED:
+		rc = rc || ps_buf_put_u8(b, (uint8_t)m->flag);
+		break;
+	default:
+		break;
+	}
+	return rc || ps_frame_end(b, st) ? -1 : 0;
+}
+
 void ps_msg_it_init(struct ps_msg_it *it, const struct ps_msg *m)
 {
 	ps_rd_init(&it->rd, m->list, m->list_len);
@@ -588,7 +666,7 @@ int ps_conn_read(struct ps_conn *c, struct ps_msg *m, struct ps_error *err)
 			if (text)
 				return text_banner(c, err);
 		}
-		rc = ps_proto_split(c->rbuf + c->rpos, have, &flen, &e2);
+		rc = ps_proto_split(have ? c->rbuf + c->rpos : (const uint8_t *)"", have, &flen, &e2);
 		if (rc < 0) {
 			if (err)
 				*err = e2;

@@ -99,6 +99,10 @@ struct ps_msg {
 int ps_msg_decode(const uint8_t *payload, size_t len, struct ps_msg *m, struct ps_error *err);
 const char *ps_msg_name(int type);
 
+/* Appends the frame of a decoded message: decoding is canonical, so this
+ * gives back the bytes it was decoded from (the fuzz target checks it). */
+int ps_msg_encode(const struct ps_msg *m, struct ps_buf *out);
+
 /* Iterating the items of a decoded list (NAMES, REFS names, BLOBS, SIZES,
  * BARRIER rejects, MERGED notes). The decoder has validated them. */
 struct ps_msg_it {
