@@ -519,6 +519,22 @@ struct gl_be {
 	struct gl_vol *vol;
 };
 
+/* Read windows: a small read (an object record is often a few KiB) fetches
+ * RA_WINDOW bytes from its offset, and later small reads inside a window are
+ * served from memory.  Store files opened for reading never change (packs,
+ * segments, refs are immutable; rewritten files are new files), so a window
+ * never goes stale.  Two per file, the older replaced. */
+#define RA_WINDOW (256u * 1024)
+#define RA_WINDOWS 2
+
+struct ra_win {
+	uint64_t off;           /* file offset of buf[0] */
+	size_t len;             /* bytes in buf */
+	int eof;                /* the file ends at off + len */
+	uint64_t used;          /* ra_tick of the last use */
+	uint8_t *buf;           /* NULL = empty */
+};
+
 struct ps_bfile {
 	glfs_fd_t *fd;
 	char *path;             /* relative path, for messages */
@@ -526,6 +542,10 @@ struct ps_bfile {
 	int writable;           /* made by create_excl */
 	unsigned long gen;      /* fork_gen when fd was opened */
 	pthread_mutex_t lock;   /* protects fd, gen when a child reopens */
+	pthread_mutex_t ra_lock;        /* protects ra, ra_tick */
+	struct ra_win ra[RA_WINDOWS];
+	uint64_t ra_tick;
+	uint64_t ra_last_miss;          /* offset of the last read no window held */
 };
 
 static struct gl_be *G(struct ps_backend *be) { return (struct gl_be *)be; }
@@ -587,6 +607,7 @@ static int mkfile(struct gl_be *be, glfs_fd_t *fd, const char *path, int writabl
 	f->writable = writable;
 	f->gen = fork_gen;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->ra_lock, NULL);
 	*out = f;
 	return PS_OK;
 }
@@ -661,16 +682,11 @@ static int g_create_excl(struct ps_backend *be, const char *path, struct ps_bfil
 	return mkfile(G(be), fd, path, 1, out, err);
 }
 
-static int g_pread(struct ps_bfile *f, void *buf, size_t n, uint64_t off, size_t *got,
-		   struct ps_error *err)
+/* Reads up to n bytes at off (fewer only at the end of the file). */
+static int read_at(struct ps_bfile *f, glfs_fd_t *fd, void *buf, size_t n, uint64_t off,
+		   size_t *got, struct ps_error *err)
 {
-	glfs_fd_t *fd;
 	size_t done = 0;
-	int rc = file_fd(f, &fd, err);
-	if (rc)
-		return rc;
-	if (off > (uint64_t)INT64_MAX - n)
-		return ps_err(err, PS_EINVAL, "read of '%s' beyond the largest offset", f->path);
 	while (done < n) {
 		ssize_t r = glfs_pread(fd, (char *)buf + done, n - done, (off_t)(off + done), 0, NULL);
 		if (r < 0) {
@@ -684,6 +700,84 @@ static int g_pread(struct ps_bfile *f, void *buf, size_t n, uint64_t off, size_t
 		done += (size_t)r;
 	}
 	*got = done;
+	return PS_OK;
+}
+
+/* Serves [off, off + n) from a window if one holds it (or holds the end of
+ * the file inside it); returns 1 and sets *got then. Caller holds ra_lock. */
+static int ra_lookup(struct ps_bfile *f, void *buf, size_t n, uint64_t off, size_t *got)
+{
+	for (int i = 0; i < RA_WINDOWS; i++) {
+		struct ra_win *w = &f->ra[i];
+		size_t k;
+		if (!w->buf || off < w->off || off - w->off > w->len)
+			continue;
+		k = w->len - (size_t)(off - w->off);
+		if (k < n && !w->eof)
+			continue;
+		if (k > n)
+			k = n;
+		memcpy(buf, w->buf + (off - w->off), k);
+		w->used = ++f->ra_tick;
+		*got = k;
+		return 1;
+	}
+	return 0;
+}
+
+static int g_pread(struct ps_bfile *f, void *buf, size_t n, uint64_t off, size_t *got,
+		   struct ps_error *err)
+{
+	glfs_fd_t *fd;
+	struct ra_win *w;
+	uint64_t start;
+	uint8_t *wb;
+	size_t wlen;
+	int back, rc = file_fd(f, &fd, err);
+	if (rc)
+		return rc;
+	if (off > (uint64_t)INT64_MAX - n - RA_WINDOW)
+		return ps_err(err, PS_EINVAL, "read of '%s' beyond the largest offset", f->path);
+	if (f->writable || n >= RA_WINDOW / 2)
+		return read_at(f, fd, buf, n, off, got, err);
+
+	pthread_mutex_lock(&f->ra_lock);
+	rc = ra_lookup(f, buf, n, off, got);
+	/* misses below the previous one: the reader walks the file backwards (a
+	 * restore reads a directory's tree before its subdirectories', which were
+	 * written first), so the window then ends where the request ends */
+	back = !rc && off < f->ra_last_miss;
+	if (!rc)
+		f->ra_last_miss = off;
+	pthread_mutex_unlock(&f->ra_lock);
+	if (rc)
+		return PS_OK;
+	start = back ? (off + n > RA_WINDOW ? off + n - RA_WINDOW : 0) : off;
+	/* read the window outside the lock: other threads may read meanwhile */
+	wb = ps_malloc(RA_WINDOW);
+	if (!wb)
+		return read_at(f, fd, buf, n, off, got, err);
+	rc = read_at(f, fd, wb, RA_WINDOW, start, &wlen, err);
+	if (rc) {
+		ps_free(wb);
+		return rc;
+	}
+	*got = wlen > off - start ? wlen - (size_t)(off - start) : 0;
+	if (*got > n)
+		*got = n;
+	memcpy(buf, wb + (off - start), *got);
+	pthread_mutex_lock(&f->ra_lock);
+	w = &f->ra[0];
+	for (int i = 1; i < RA_WINDOWS; i++)
+		if (!f->ra[i].buf || (w->buf && f->ra[i].used < w->used))
+			w = &f->ra[i];
+	ps_free(w->buf);
+	w->buf = wb;
+	w->off = start;
+	w->len = wlen;
+	w->eof = wlen < RA_WINDOW;
+	w->used = ++f->ra_tick;
+	pthread_mutex_unlock(&f->ra_lock);
 	return PS_OK;
 }
 
@@ -752,6 +846,9 @@ static void g_close(struct ps_bfile *f)
 		return;
 	if (f->gen == fork_gen)
 		glfs_close(f->fd);
+	for (int i = 0; i < RA_WINDOWS; i++)
+		ps_free(f->ra[i].buf);
+	pthread_mutex_destroy(&f->ra_lock);
 	pthread_mutex_destroy(&f->lock);
 	ps_free(f->path);
 	ps_free(f);
