@@ -33,6 +33,13 @@
  * first use, reopens files it only reads, and refuses to write files opened
  * before the fork.  `projstore mount` relies on this when it daemonizes.
  *
+ * Reads: every glfs_pread is a round trip to a brick, and a restore reads
+ * tens of thousands of small object records.  A small read of a file opened
+ * for reading fetches a 256 KiB window around it (two windows per open file,
+ * at most 64 open packs: 32 MiB), which serves the records after it, or
+ * before it when the reader walks the file backwards.  Files open for reading
+ * never change, so a window cannot go stale.
+ *
  * Durability: files are fsynced (glfs_fsync) before rename; directories are
  * fsynced through a directory handle (glfs_opendir + glfs_fsync), which the
  * bricks turn into fsync of the directory.
