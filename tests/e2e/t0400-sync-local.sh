@@ -98,6 +98,18 @@ test_expect_success '--dry-run reports what would be copied and changes nothing'
 	test "$(jq .bytes_sent dry.json)" -eq "$(jq .bytes_sent real.json)"
 '
 
+test_expect_success 'with a catalog for DST the run is recorded and the projects it brought refreshed' '
+	ps init K &&
+	ps sync --catalog "sqlite:$TRASH/cat.db" A K >/dev/null &&
+	ps --catalog "sqlite:$TRASH/cat.db" projects --json >cat.json &&
+	test_json cat.json "[.[] | select(.id == \"proj1\") | .snapshots] == [4]" &&
+	test_json cat.json "[.[] | select(.id == \"proj2\") | .snapshots] == [1]" &&
+	if command -v sqlite3 >/dev/null; then
+		sqlite3 cat.db "select source, destination, result, snapshots from syncs" >rows &&
+		test_grep "^A|K|ok|5$" rows
+	fi
+'
+
 test_expect_success 'a store synced to itself is refused' '
 	test_expect_code 2 ps sync A A 2>err &&
 	test_grep "same store" err
