@@ -235,7 +235,8 @@ static void reap_jobs(struct agent *a)
 		if (j->kind == JOB_OP) {
 			if (j->outcome == OUT_RETRY) {
 				int64_t d = a->o.poll_us > 1000000 ? a->o.poll_us : 1000000;
-				if (retry_later(a, j->op.id, now + d) && j->result[0])
+				/* --once: one try each, so that it ends */
+				if (retry_later(a, j->op.id, a->o.once ? INT64_MAX : now + d) && j->result[0])
 					alog(a, "%s: operation %" PRId64 " (%s) waits: %s", j->project, j->op.id,
 					     j->op.kind, j->result);
 			}

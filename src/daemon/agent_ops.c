@@ -701,6 +701,12 @@ static enum job_outcome do_save_op(struct job *j)
 		job_unlease(j);
 		return OUT_FAILED;
 	}
+	if (strcmp(p.status, "deployed") && strcmp(p.status, "saving")) {
+		/* a close or move of it is under way (and saves it anyway) */
+		job_finish(j, 0, "project %s is %s", j->project, p.status);
+		job_unlease(j);
+		return OUT_FAILED;
+	}
 	if (set_state(j, me, "saving", &err))
 		alog(a, "%s: %s", j->project, err.msg);
 	job_phase(j, "saving", 0, 0);
