@@ -26,7 +26,8 @@ const struct command ps_commands[] = {
 	  "\n"
 	  "save PROJECT [--wait [--timeout SECONDS]] [--json]  (one argument)\n"
 	  "Ask the agent of the host where PROJECT is deployed to save it now (nothing is\n"
-	  "published when nothing changed). Exit as for 'open' below; 7 = not deployed.\n" },
+	  "published when nothing changed). Exit: 0 done; 1 the save failed (the message says\n"
+	  "why); 7 not deployed; 10 --timeout ran out or the host's agent is not answering.\n" },
 	{ "snapshots", cmd_snapshots, "snapshots PROJECT [--json]",
 	  "List the snapshots of PROJECT: name, age, files, logical size, new bytes stored.\n" },
 	{ "ls", cmd_ls, "ls PROJECT[@SNAPSHOT] [PATH] [-l] [--json]",
