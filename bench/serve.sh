@@ -18,7 +18,8 @@
 #
 # env: PROJECTS (20000), DURATION (20s), CONNECTIONS (8), WRK_THREADS (1),
 #      SERVER_THREADS (2), ENGINES ("sqlite postgresql"), PROJSTORE (binary),
-#      OUT (bench/results/serve-DATE.txt)
+#      OUT (bench/results/serve-DATE.txt), NICE (e.g. -10: run the server, PostgreSQL
+#      and wrk at that nice level, to shield them from other work on a shared machine)
 set -euo pipefail
 export LC_ALL=C
 REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,7 +121,7 @@ run_engine() {
 		mkdir "$W/pg" && chown postgres: "$W/pg"
 		(cd / && runuser -u postgres -- "$PG_BIN/initdb" -D "$W/pg/data" -A trust -U postgres --no-sync >/dev/null)
 		local port=$((30000 + RANDOM % 20000))
-		(cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$W/pg/data" -w -l "$W/pg/log" \
+		(cd / && ${NICE:+nice -n "$NICE"} runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$W/pg/data" -w -l "$W/pg/log" \
 			-o "-k $W/pg -h 127.0.0.1 -p $port" start >/dev/null)
 		PG_PID=$(head -n 1 "$W/pg/data/postmaster.pid")
 		(cd / && runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres projstore)
@@ -130,7 +131,7 @@ run_engine() {
 	fi
 	local n
 	n=$("$PROJSTORE" --catalog "$spec" projects --json | jq length)
-	"$PROJSTORE" serve --no-store --catalog "$spec" --token-file "$W/tokens" --listen 127.0.0.1:0 \
+	${NICE:+nice -n "$NICE"} "$PROJSTORE" serve --no-store --catalog "$spec" --token-file "$W/tokens" --listen 127.0.0.1:0 \
 		--rate-limit 0 --threads "$SERVER_THREADS" >"$W/serve.log" 2>&1 &
 	SERVE_PID=$!
 	for _ in $(seq 1 100); do grep -q 'listening on' "$W/serve.log" && break; sleep 0.1; done
@@ -140,12 +141,12 @@ run_engine() {
 	curl -sf -H "Authorization: Bearer $ADMIN" "${url}v1/projects/00000001-0000-4000-8000-000000000001" >/dev/null
 	log "$engine: $n projects, server at $url"
 	# a short warm-up: every worker opens its catalog connection
-	wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 3s -s "$W/random-project.lua" \
+	${NICE:+nice -n "$NICE"} wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 3s -s "$W/random-project.lua" \
 		-H "Authorization: Bearer $ADMIN" "$url" >/dev/null
 	local load0 load1 cpu0 cpu1 wrkcpu
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
 	cpu0=$(cpu_ticks "$engine")
-	wrkcpu=$( (wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$W/random-project.lua" \
+	wrkcpu=$( (${NICE:+nice -n "$NICE"} wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$W/random-project.lua" \
 		-H "Authorization: Bearer $ADMIN" "$url" >"$W/wrk-$engine.txt"; times) |
 		awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } print t }')
 	cpu1=$(cpu_ticks "$engine")
@@ -179,7 +180,7 @@ mkdir -p "$(dirname "$OUT")"
 {
 	echo "# bench/serve.sh $(date -u +%FT%TZ) $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null)"
 	echo "# $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), load at start $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "# GET /v1/projects/{random id of $PROJECTS}, read token, rate limit off"
+	echo "# GET /v1/projects/{random id of $PROJECTS}, read token, rate limit off${NICE:+; nice $NICE}"
 } | tee "$OUT"
 for e in $ENGINES; do run_engine "$e"; done
 echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
