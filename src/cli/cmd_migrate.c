@@ -952,9 +952,14 @@ done:
 	 * until a rerun finishes the project: it tells that run that the
 	 * newest snapshot is this import's. Before the begin it is not ours
 	 * to clear unless we hold the lease (a killed run of ours). */
-	if (reason && w->cat && p->id[0])
-		ps_cat_migrate_fail(w->cat, p->id, m->lease_owner, m->actor, reason,
-				    begun ? saved : 1, &e2);
+	if (reason && w->cat && p->id[0] &&
+	    ps_cat_migrate_fail(w->cat, p->id, m->lease_owner, m->actor, reason, begun ? saved : 1,
+				&e2)) {
+		/* the catalog itself may be what failed (a PostgreSQL server
+		 * restarted): the next project opens a new connection */
+		ps_catalog_close(w->cat);
+		w->cat = NULL;
+	}
 	json_object_set_new(r, "status", json_string(status));
 	if (reason) {
 		json_object_set_new(r, "reason", json_string(reason));
@@ -1634,15 +1639,16 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if ((rc = cli_open_store(cli, &store)))
-		return rc;
+		goto out;
 	snprintf(m.store_id, sizeof(m.store_id), "%s", ps_store_id(store));
 	ps_store_free(store);
 	if ((rc = cli_open_catalog(cli, &cat)))
-		return rc;
+		goto out;
 	ps_catalog_close(cat);   /* each worker opens its own */
 	if ((rc = list_projects(&m)))
-		return rc;
+		goto out;
 	rc = run(&m);
+out:
 	for (size_t i = 0; i < m.np; i++) {
 		free(m.p[i].dir);
 		free(m.p[i].reason);
