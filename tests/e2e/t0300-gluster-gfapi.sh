@@ -102,6 +102,15 @@ test_expect_success GLUSTERD 'two saves at once share the volume' '
 	gps check --read-data
 '
 
+test_expect_success GLUSTERD 'exclude, delete and stats of the whole store' '
+	gps exclude p3 "*.tmp" &&
+	gps exclude p3 >excl.out && test_grep "[*].tmp" excl.out &&
+	gps delete p3 --purge &&
+	test "$(gps snapshots p3 --json | jq ".snapshots | length")" = 0 &&
+	gps stats --json >all.json &&
+	jq . all.json >/dev/null
+'
+
 test_expect_success GLUSTERD 'no glusterfs mount exists anywhere after all this' '
 	no_glusterfs_mount
 '
