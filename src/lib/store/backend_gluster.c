@@ -318,7 +318,7 @@ static double fini_wait(void)
 	d = strtod(v, &end);
 	if (*end || d != d)
 		return FINI_WAIT_DEFAULT;
-	return d;
+	return d > 3600 ? 3600 : d;
 }
 
 struct fini_job {
