@@ -1226,7 +1226,9 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	 * (before the index is loaded, so this save dedups against them) */
 	ps_store_clean_tmp(s, "tmp", NULL, NULL);
 	ps_store_clean_tmp(s, "locks", NULL, NULL);
-	rc = ps_store_load_index(s, err);
+	/* a handle that served earlier saves is brought up to date: what was
+	 * condemned or published since must be seen by this save */
+	rc = ps_store_refresh(s, err);
 	if (rc)
 		goto done;
 	/* what this save adds (a store handle may serve several saves) */

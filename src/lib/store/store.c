@@ -1029,6 +1029,96 @@ static int refresh_index_locked(struct ps_store *s, const struct seg_names *l)
 	return added;
 }
 
+/* Empties the pending table: every object in it is named by a segment this
+ * handle published (the caller checked that nothing is unflushed). */
+static void pend_clear(struct pend_table *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		t->slots[i].pack = PENDING_EMPTY;
+	t->n = 0;
+}
+
+/* Forgets the loaded index (lock held, no reader running): pack numbers
+ * change with the next load, so the open pack files go too. */
+static void forget_index_locked(struct ps_store *s)
+{
+	struct store_priv *priv = P(s);
+	for (size_t i = 0; i < PS_ARRAY_LEN(s->pcache); i++) {
+		if (s->pcache[i].f)
+			s->be->ops->close(s->pcache[i].f);
+		memset(&s->pcache[i], 0, sizeof(s->pcache[i]));
+	}
+	pend_clear(&priv->pend);
+	ps_free(priv->condemned);
+	priv->condemned = NULL;
+	priv->ncondemned = 0;
+	ps_strv_free(s->bad_segments, s->nbad_segments);
+	s->bad_segments = NULL;
+	s->nbad_segments = 0;
+	for (size_t i = 0; i < s->nsegments; i++)
+		ps_free(s->segments[i]);
+	ps_free(s->segments);
+	s->segments = NULL;
+	s->nsegments = 0;
+	s->idx_n = 0;
+	s->npacks = 0;
+	s->idx_loaded = 0;
+}
+
+int ps_store_refresh(struct ps_store *s, struct ps_error *err)
+{
+	struct store_priv *priv = P(s);
+	struct seg_names l = { 0 };
+	uint8_t (*cids)[32] = NULL;
+	size_t ncids = 0;
+	int rc, vanished = 0, unflushed;
+	if (!s->idx_loaded)
+		return ps_store_load_index(s, err);
+	/* the lists first, then the segments: the order of a first load */
+	rc = load_condemned_ids(s, &cids, &ncids, err);
+	if (rc)
+		return rc;
+	rc = s->be->ops->list(s->be, "index", collect_seg, &l, err);
+	if (rc == PS_ENOTFOUND)
+		rc = ps_err(err, PS_ECORRUPT, "store has no index directory");
+	if (rc)
+		goto done;
+	pthread_mutex_lock(&s->lock);
+	unflushed = s->writer != NULL || s->nsession_packs != 0;
+	for (size_t k = 0; k < s->nsegments && !vanished; k++) {
+		size_t i;
+		for (i = 0; i < l.n && strcmp(s->segments[k], l.v[i]); i++)
+			;
+		vanished = i == l.n;
+	}
+	if (vanished && unflushed) {
+		pthread_mutex_unlock(&s->lock);
+		rc = ps_err(err, PS_EINVAL, "store index changed under unflushed writes: open the store again");
+		goto done;
+	}
+	if (vanished) {
+		/* gc rewrote a segment without the packs it removes, or the index
+		 * was compacted: entries of this handle may name packs that are
+		 * gone, so load it all again */
+		forget_index_locked(s);
+		pthread_mutex_unlock(&s->lock);
+		rc = ps_store_load_index(s, err);
+		goto done;
+	}
+	if (!unflushed)
+		pend_clear(&priv->pend);   /* its objects are in this handle's own segments */
+	refresh_index_locked(s, &l);
+	if (flag_condemned(s, cids, ncids))
+		rc = ps_err(err, PS_ERROR, "out of memory");
+	pthread_mutex_unlock(&s->lock);
+done:
+	for (size_t i = 0; i < l.n; i++)
+		ps_free(l.v[i]);
+	ps_free(l.v);
+	ps_free(cids);
+	return rc;
+}
+
 /* A reader met a pack that is gone, or an object the loaded index lacks:
  * gc may have moved it (the new index segment names its new place), or a
  * save published it after the index was loaded. */
