@@ -159,6 +159,8 @@ int cli_open_catalog(struct cli *cli, struct ps_catalog **out);
  * existing STORE/catalog.db), else NULL; a configured catalog that cannot
  * be opened is reported as a warning and gives NULL. */
 struct ps_catalog *cli_catalog_if_configured(struct cli *cli);
+/* 1 if a catalog is configured in one of those ways (nothing is opened). */
+int cli_catalog_configured(struct cli *cli);
 /* After a command changed a project in the store: refresh the catalog's
  * cached facts if a catalog is configured; warns (does not fail) otherwise. */
 void cli_catalog_refresh(struct cli *cli, struct ps_store *store, const char *project);

@@ -31,19 +31,24 @@ int cli_open_catalog(struct cli *cli, struct ps_catalog **out)
 	return 0;
 }
 
+int cli_catalog_configured(struct cli *cli)
+{
+	char path[4200];
+	struct stat st;
+	if (spec_of(cli))
+		return 1;
+	/* the default catalog counts as configured once it exists */
+	if (!cli->store || strstr(cli->store, "://"))
+		return 0;
+	snprintf(path, sizeof(path), "%s/catalog.db", cli->store);
+	return stat(path, &st) == 0;
+}
+
 struct ps_catalog *cli_catalog_if_configured(struct cli *cli)
 {
 	const char *spec = spec_of(cli);
-	if (!spec) {
-		/* the default catalog counts as configured once it exists */
-		char path[4200];
-		struct stat st;
-		if (!cli->store || strstr(cli->store, "://"))
-			return NULL;
-		snprintf(path, sizeof(path), "%s/catalog.db", cli->store);
-		if (stat(path, &st) != 0)
-			return NULL;
-	}
+	if (!cli_catalog_configured(cli))
+		return NULL;
 	struct ps_catalog *cat = NULL;
 	struct ps_error err;
 	ps_error_clear(&err);

@@ -341,6 +341,9 @@ int cmd_save_request(struct cli *cli, int argc, char **argv)
 		return cli_usage(cmd, "--timeout goes with --wait");
 	if ((rc = cli_check_project(cmd, argv[optind])))
 		return rc;
+	if (!cli_catalog_configured(cli))
+		return cli_usage(cmd, "no catalog is configured: 'save PROJECT' asks the host where PROJECT "
+				      "runs to save it (see --catalog); to save a directory: save PROJECT DIR");
 	return cli_request(cli, "save", argv[optind], NULL, wait, timeout);
 }
 
