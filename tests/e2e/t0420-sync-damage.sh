@@ -84,7 +84,26 @@ test_expect_success 'repaired from a third store that has it, sync copies the sn
 	treecmp --no-atime p rout
 '
 
+test_expect_success 'a damaged snapshot ref in SRC is not copied and said (exit 8); the other snapshots are' '
+	ps init E &&
+	echo third >p/third.txt &&
+	ps --store A save proj p --json >s3.json &&
+	S3=$(jq -r .snapshot.name s3.json) &&
+	cp "A/projects/proj/snaps/$S3.snap" ref.orig &&
+	test_when_finished "cp ref.orig A/projects/proj/snaps/$S3.snap" &&
+	sed -i "s/^files .*/files 999/" "A/projects/proj/snaps/$S3.snap" &&
+	test_expect_code 8 ps sync A E >out.e 2>err.e &&
+	test_grep "$S3" err.e &&
+	test_grep "checksum" err.e &&
+	! ps --store E snapshots proj --json | jq -e ".snapshots[] | select(.name == \"$S3\")" &&
+	test "$(ps --store E snapshots proj --json | jq ".snapshots | length")" -ge 2 &&
+	cp ref.orig "A/projects/proj/snaps/$S3.snap" &&
+	ps sync A E &&
+	test_cmp <(snaps_of A proj) <(snaps_of E proj)
+'
+
 test_expect_success 'a missing pack is refilled from the other store' '
+	ps sync A B &&
 	pack=$(find A/packs -name "*.pack" | head -n 1) &&
 	mv "$pack" gone.pack &&
 	test_expect_code 8 ps --store A check >/dev/null &&

@@ -116,6 +116,8 @@ int ps_ep_open(struct ps_ep **out, const char *location, const struct ps_ep_opts
 /* The local endpoint over a store; with own = 1 it frees the store on close. */
 int ps_ep_local_new(struct ps_ep **out, struct ps_store *s, int own, struct ps_error *err);
 struct ps_store *ps_ep_local_store(struct ps_ep *ep);
+/* Where a local endpoint tells what it leaves out (damaged refs). */
+void ps_ep_local_set_log(struct ps_ep *ep, ps_sync_log_fn log, void *ctx);
 int ps_ep_remote_open(struct ps_ep **out, const char *url, const struct ps_ep_opts *o,
 		      struct ps_error *err);
 /* Parses ssh://[user@]host[:port]/path. Returns 0 or PS_EINVAL. */

@@ -57,6 +57,8 @@ struct local_ep {
 	size_t nrej;
 	uint64_t put_objects, put_bytes; /* added since the last flush */
 	char dirty_dir[PATH_MAX];     /* refs linked there, directory not yet fsynced */
+	ps_sync_log_fn log;           /* NULL, or where damaged refs are told */
+	void *log_ctx;
 };
 
 static struct local_ep *L(struct ps_ep *ep) { return (struct local_ep *)ep; }
@@ -73,6 +75,14 @@ static int sync_refs_dir(struct local_ep *l, struct ps_error *err)
 }
 
 struct ps_store *ps_ep_local_store(struct ps_ep *ep) { return ep->remote ? NULL : L(ep)->s; }
+
+void ps_ep_local_set_log(struct ps_ep *ep, ps_sync_log_fn log, void *ctx)
+{
+	if (ep->remote)
+		return;
+	L(ep)->log = log;
+	L(ep)->log_ctx = ctx;
+}
 
 /* Long syncs keep their locks fresh (a lock of another host is broken once
  * expired). */
@@ -117,11 +127,23 @@ static int l_projects(struct ps_ep *ep, char ***v, size_t *n, struct ps_error *e
 	return rc;
 }
 
+/* A damaged ref is left out of the listing (and said): it is not copied,
+ * and it does not stop the others. */
+static void bad_ref(void *ctx, const char *path, const char *msg)
+{
+	struct local_ep *l = ctx;
+	char line[1400];
+	if (!l->log)
+		return;
+	snprintf(line, sizeof(line), "%s: %s: %s (left out)", l->ep.location, path, msg);
+	l->log(l->log_ctx, 1, line);
+}
+
 static int l_snapshots(struct ps_ep *ep, const char *project, struct ps_snapshot_info **v,
 		       size_t *n, struct ps_error *err)
 {
 	keep_locks(L(ep));
-	return ps_snapshot_list(L(ep)->s, project, v, n, err);
+	return ps_snapshot_list_ex(L(ep)->s, project, v, n, bad_ref, L(ep), err);
 }
 
 static int l_refs(struct ps_ep *ep, const char *project, char *const *names, size_t n,
@@ -566,6 +588,8 @@ int ps_ep_open(struct ps_ep **out, const char *location, const struct ps_ep_opts
 	rc = ps_ep_local_new(out, s, 1, err);
 	if (rc)
 		ps_store_free(s);
+	else if (o)
+		ps_ep_local_set_log(*out, o->log, o->cb_ctx);
 	return rc;
 }
 

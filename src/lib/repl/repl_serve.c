@@ -485,6 +485,8 @@ int ps_serve_stdio(const char *location, int in_fd, int out_fd, ps_sync_log_fn l
 		rc = ps_ep_local_new(&sv.ep, s, 1, &e);
 		if (rc)
 			ps_store_free(s);
+		else
+			ps_ep_local_set_log(sv.ep, log, ctx);
 	}
 	if (rc) {
 		ps_conn_send_error(&sv.c, rc, e.msg, NULL);

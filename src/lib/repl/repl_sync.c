@@ -95,6 +95,7 @@ struct sync_ctx {
 	struct ps_sync_project *pr;
 	struct ps_idset complete;     /* trees whose whole subtree is on DST */
 	struct ps_idset known;        /* chunks reachable from a base */
+	struct ps_idset learned;      /* base trees whose entries are in complete/known */
 	struct base *bases;
 	size_t nbases;
 	/* the snapshot being walked */
@@ -506,7 +507,7 @@ static int item_push(struct sync_ctx *c, struct itemv *v, const uint8_t s[32], c
 /* What a base tree tells: all of it is on DST. */
 static int learn_base(struct sync_ctx *c, const uint8_t id[32], const struct ps_tree *t)
 {
-	if (ps_idset_add(&c->complete, id) < 0)
+	if (ps_idset_add(&c->complete, id) < 0 || ps_idset_add(&c->learned, id) < 0)
 		return oom(c);
 	for (size_t i = 0; i < t->n; i++) {
 		const struct ps_tentry *e = &t->ents[i];
@@ -607,7 +608,9 @@ static int walk_level(struct sync_ctx *c, struct itemv *level, struct itemv *nex
 				continue;   /* the same directory twice in this snapshot */
 			memcpy(ids[nids], it->s, 32);
 			sidx[i] = nids++;
-			if (it->has_b && memcmp(it->b, it->s, 32) && !ps_idset_get(&c->complete, it->b)) {
+			/* the base's tree of this directory, unless its entries were
+			 * learned already (being complete says nothing about them) */
+			if (it->has_b && memcmp(it->b, it->s, 32) && !ps_idset_get(&c->learned, it->b)) {
 				memcpy(ids[nids], it->b, 32);
 				bidx[i] = nids++;
 			}
@@ -749,6 +752,15 @@ static int publish(struct sync_ctx *c, char **names, size_t n)
 				rc = oom(c);
 			continue;
 		}
+		if (!added) {
+			/* there under that name already (say, a damaged ref the listing
+			 * left out): never replaced */
+			say(c, 1, "%s@%s: not copied: the destination has a ref of that name already "
+			    "(left as it is)", c->project, names[i]);
+			if (strv_add(&c->pr->failed, &c->pr->nfailed, names[i]))
+				rc = oom(c);
+			continue;
+		}
 		if (strv_add(&c->pr->copied, &c->pr->ncopied, names[i])) {
 			rc = oom(c);
 			break;
@@ -856,6 +868,7 @@ static int sync_project(struct sync_ctx *c, const char *project)
 	c->snap = NULL;
 	ps_idset_release(&c->complete);
 	ps_idset_release(&c->known);
+	ps_idset_release(&c->learned);
 	ps_free(c->bases);
 	c->bases = NULL;
 	c->nbases = 0;
@@ -1163,6 +1176,7 @@ done:
 	ps_idset_release(&c.st);
 	ps_idset_release(&c.complete);
 	ps_idset_release(&c.known);
+	ps_idset_release(&c.learned);
 	ps_idset_release(&c.asked);
 	ps_idset_release(&c.visited);
 	ps_free(c.walked);
