@@ -68,6 +68,16 @@ int ps_store_init(const char *location, const struct ps_init_opts *opts,
 /* Opens an existing store. The result belongs to the caller. */
 int ps_store_open(struct ps_store **out, const char *location,
 		  struct ps_error *err);
+/* Brings a handle's loaded index up to date (loads it if it was not): gc's
+ * condemned lists are read again, then the index segments published since
+ * are loaded; if a loaded segment is gone (gc rewrote it without packs it
+ * removes, or the index was compacted), the whole index is loaded again.
+ * Objects this handle wrote and indexed move from its pending table to the
+ * loaded index. No other thread may use the handle meanwhile. ps_save calls
+ * it after taking the project's lock, so one handle may serve many saves and
+ * gc's protocol holds for each (docs/FORMAT.md); a long-lived process calls
+ * it before reusing a handle for anything else (restore, browse). */
+int ps_store_refresh(struct ps_store *store, struct ps_error *err);
 void ps_store_free(struct ps_store *store);
 
 /* Borrowed: the store's unique id (32 hex digits). */

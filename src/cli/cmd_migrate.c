@@ -657,6 +657,9 @@ static int list_projects(struct mig *m)
 struct wctx {
 	struct mig *m;
 	struct ps_catalog *cat;
+	struct ps_store *store;     /* kept for the worker's life: loading the index is
+				     * the largest fixed cost of a small project's save;
+				     * ps_save brings it up to date (ps_store_refresh) */
 	FILE *out;                  /* result pipe */
 	size_t idx;
 	int64_t last_progress;
@@ -849,10 +852,12 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 		goto done;
 	}
 	sha256_hex(real, strlen(real), source);
-	if ((rc = ps_store_open(&s, m->cli->store, &err))) {
+	if (!w->store && (rc = ps_store_open(&w->store, m->cli->store, &err))) {
+		w->store = NULL;
 		reason = xasprintf("%s", err.msg);
 		goto done;
 	}
+	s = w->store;
 	options_digest(m, s, p->id, options);
 	if ((rc = ps_snapshot_list(s, p->id, &snaps, &nsnaps, &err)) ||
 	    (rc = ps_quota_get(s, p->id, &quota, &err))) {
@@ -982,7 +987,11 @@ done:
 	w->skipped = NULL;
 	json_object_set_new(r, "duration_ms", json_integer((json_int_t)(mono_ms() - t0)));
 	free(snaps);
-	ps_store_free(s);
+	if (reason && w->store) {
+		/* a failure may leave the handle with unflushed state: start afresh */
+		ps_store_free(w->store);
+		w->store = NULL;
+	}
 	free(real);
 	free(dir);
 	free(reason);
@@ -1043,6 +1052,7 @@ static void worker_main(struct mig *m, int job_fd, int res_fd)
 	}
 	if (w.cat)
 		ps_catalog_close(w.cat);
+	ps_store_free(w.store);
 	_exit(0);
 }
 

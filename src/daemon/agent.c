@@ -591,6 +591,8 @@ int ps_agent_run(const struct ps_agent_opts *o, struct ps_error *err)
 	rc = PS_OK;
 out:
 	reap_jobs(a);
+	while (a->nspool > 0)
+		ps_store_free(a->spool[--a->nspool]);
 	agent_root_release(a);
 	ps_catalog_close(a->cat);
 	if (a->log.max)

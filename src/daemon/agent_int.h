@@ -106,6 +106,11 @@ struct agent {
 	size_t nretry;
 	int64_t next_scan, next_reconcile;    /* monotonic us */
 	int catalog_ok;                       /* the last heartbeat succeeded */
+	/* store handles kept between jobs (under lock): a job takes one and
+	 * brings it up to date (ps_store_refresh) instead of loading the whole
+	 * index again, the largest fixed cost of a small save or restore */
+	struct ps_store *spool[8];
+	int nspool;
 	unsigned rnd;                         /* rand_r state (main thread) */
 };
 

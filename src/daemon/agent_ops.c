@@ -796,7 +796,16 @@ void *agent_job_main(void *arg)
 		snprintf(j->result, sizeof(j->result), "%s", err.msg);
 		goto end;
 	}
-	if (ps_store_open(&j->store, a->store, &err)) {
+	pthread_mutex_lock(&a->lock);
+	if (a->nspool)
+		j->store = a->spool[--a->nspool];
+	pthread_mutex_unlock(&a->lock);
+	if (j->store && ps_store_refresh(j->store, &err)) {
+		ps_store_free(j->store);
+		j->store = NULL;
+	}
+	if (!j->store && ps_store_open(&j->store, a->store, &err)) {
+		j->store = NULL;
 		snprintf(j->result, sizeof(j->result), "%s", err.msg);
 		goto end;
 	}
@@ -824,6 +833,16 @@ void *agent_job_main(void *arg)
 end:
 	if (j->cat)
 		job_unlease(j);
+	/* a handle that served a job which went well goes back to the pool;
+	 * after a failure it may hold unflushed state: it is closed */
+	if (j->store && out == OUT_OK) {
+		pthread_mutex_lock(&a->lock);
+		if (a->nspool < (int)(sizeof(a->spool) / sizeof(a->spool[0]))) {
+			a->spool[a->nspool++] = j->store;
+			j->store = NULL;
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
 	ps_store_free(j->store);
 	ps_catalog_close(j->cat);
 	j->store = NULL;

@@ -105,15 +105,6 @@ struct ps_store {
 
 /* Loads the index if not yet loaded. */
 int ps_store_load_index(struct ps_store *s, struct ps_error *err);
-/* Brings a handle's loaded index up to date (loads it if it was not): gc's
- * condemned lists are read again, then the segments published since are
- * loaded; if a loaded segment is gone (gc rewrote it without packs it
- * removes, or the index was compacted), the whole index is loaded again.
- * Objects this handle wrote and indexed move from its pending table to the
- * loaded index. No other thread may use the handle meanwhile. A save calls
- * it after taking the project's lock, so a handle may serve many saves and
- * gc's protocol holds for each (docs/FORMAT.md). */
-int ps_store_refresh(struct ps_store *s, struct ps_error *err);
 /* Returns 1 and fills info if the object exists (loaded index or pending).
  * This is the dedup view: objects in packs gc has condemned are left out
  * (store_gc.c), so a save never comes to depend on them. */
