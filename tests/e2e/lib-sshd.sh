@@ -103,8 +103,15 @@ sshd_start () {
 }
 
 sshd_stop () {
+	local i
 	if [ -n "$SSHD_PID" ]; then
 		kill "$SSHD_PID" 2>/dev/null
+		# (at exit this runs in a subshell, where wait cannot reap it)
+		for i in $(seq 1 50); do
+			kill -0 "$SSHD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$SSHD_PID" 2>/dev/null
 		wait "$SSHD_PID" 2>/dev/null
 		SSHD_PID=
 	fi
