@@ -17,14 +17,17 @@
 # (libgfapi vs FUSE) costs, not what a real network of servers would do.
 #
 # Each run: a new, empty store; `projstore save` of the slice (timed); `projstore restore --no-cache` of
-# it into an empty directory on the local disk (timed; restore ends with syncfs). Source files and the
+# it into an empty directory in tmpfs (timed; $OUT_DIR, default /dev/shm/...): writing 30,000 files to the
+# disk would cost the same for every store and, on a shared machine, vary more than the differences
+# between the stores. Source files and the
 # store's files are in the page cache as they would be on a busy host; no cache is dropped (the machine is
 # shared). The first restore of each kind is compared with the slice (treecmp, else diff -r). Median of
 # REPS (3) runs.
 # MB/s = slice bytes (apparent size) / seconds; ratios are against the local disk of the same run set.
 #
 # Environment: BENCH_DIR (/var/tmp/projstore-bench-gluster), CORPUS, SIZE_MB (300), REPS (3),
-# PROJSTORE (the binary; default the work tree's build/projstore).
+# OUT_DIR (restore target, /dev/shm/projstore-bench-gluster-out), PROJSTORE (the binary; default the work
+# tree's build/projstore).
 set -eu
 export LC_ALL=C TZ=UTC
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +38,7 @@ REPS=${REPS:-3}
 PROJSTORE=${PROJSTORE:-$SRC/build/projstore}
 RESULT=$SRC/bench/results/$(date +%Y-%m-%d)-gluster.txt
 VOL=psbench
+OUT_DIR=${OUT_DIR:-/dev/shm/projstore-bench-gluster-out}
 export PROJSTORE_NO_PROGRESS=1
 
 [ "$(id -u)" = 0 ] || { echo "bench/gluster.sh: run as root (glusterd, mounts, namespaces)" >&2; exit 1; }
@@ -81,7 +85,7 @@ make_slice () {
 # run_one KIND LOCATION N: a save and a restore of the slice in a new store at LOCATION; appends the
 # seconds to $BENCH_DIR/times-KIND-{save,restore}.
 run_one () {
-	local kind=$1 loc=$2 n=$3 t0 t1 out=$BENCH_DIR/out
+	local kind=$1 loc=$2 n=$3 t0 t1 out=$OUT_DIR
 	rm -rf "$out" "$BENCH_DIR/cache"
 	gns "$PROJSTORE" init "$loc" >/dev/null
 	t0=$(now)
@@ -104,6 +108,7 @@ run_one () {
 
 cleanup () {
 	gluster_stop
+	rm -rf "$OUT_DIR" "$BENCH_DIR/gluster/bricks" "$BENCH_DIR/local" "$BENCH_DIR/cache"
 }
 
 {
@@ -116,7 +121,7 @@ make_slice
 BYTES=$(du -sb --apparent-size "$SLICE/tree" | cut -f1)
 MB=$(awk -v b="$BYTES" 'BEGIN { printf "%.1f", b / 1e6 }')
 echo "data: $(cat "$SLICE/what"), $MB MB apparent; median of $REPS runs"
-echo "volume: replica 3 on this machine (bricks in $BENCH_DIR/gluster), loopback network"
+echo "volume: replica 3 on this machine (bricks in $BENCH_DIR/gluster), loopback network; restores into $OUT_DIR ($(stat -f -c %T "$(dirname "$OUT_DIR")"))"
 echo
 
 rm -rf "$BENCH_DIR/gluster" "$BENCH_DIR"/times-* "$BENCH_DIR/local" "$BENCH_DIR/gmnt"
