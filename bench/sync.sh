@@ -20,7 +20,9 @@
 # machine's own sshd, if any, is not touched).
 #
 # env: BENCH_DIR (/var/tmp/projstore-bench), RUNS (3), PROJSTORE (binary; default: the work tree's, built),
-#      NICE (nice level for the timed commands, default 0), KEEP (1 = keep the stores after the run)
+#      NICE (nice level for the timed commands, default 0), KEEP (1 = keep the stores after the run),
+#      DROP_CACHES (0; 1 = drop the page cache before each timed command: the cold case of a store
+#      server, where rsync's stat walk reads every inode from disk; it slows everyone on a shared machine)
 # Output: a report on stdout, also written to bench/results/DATE-sync.txt (the log to DATE-sync.log).
 set -euo pipefail
 export LC_ALL=C
@@ -32,6 +34,7 @@ BENCH_DIR=${BENCH_DIR:-/var/tmp/projstore-bench}
 RUNS=${RUNS:-3}
 NICE=${NICE:-0}
 KEEP=${KEEP:-0}
+DROP_CACHES=${DROP_CACHES:-0}
 W=$BENCH_DIR/sync
 STAMP=$(date -u +%Y-%m-%dT%H%M)
 RESULTS=$REPO_ROOT/bench/results
@@ -167,6 +170,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 reset_store() { rsync -a --delete "$1"/ "$2"/; }
 reset_tree() { rsync -aHS --delete "$W/old.base"/ "$1"/; }
+cold() { if [ "$DROP_CACHES" = 1 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi; }
 
 : >"$W/t.sync-local"; : >"$W/t.rsync-local"; : >"$W/t.sync-ssh"; : >"$W/t.sync-ssh-noconn"
 : >"$W/t.rsync-ssh"; : >"$W/t.ssh-setup"; : >"$W/b.local"; : >"$W/b.ssh-wire"; : >"$W/b.ssh-sock"
@@ -177,20 +181,20 @@ for run in $(seq 1 "$RUNS"); do
 	reset_tree "$W/old-local"
 	reset_tree "$W/old-ssh"
 	sync
-	t0=$(now); P sync "$SRC" "$DL" --json >"$W/run$run-local.json"; t1=$(now)
+	cold; t0=$(now); P sync "$SRC" "$DL" --json >"$W/run$run-local.json"; t1=$(now)
 	secs "$t0" "$t1" >>"$W/t.sync-local"
 	jq .bytes_sent "$W/run$run-local.json" >>"$W/b.local"
-	t0=$(now); nice -n "$NICE" rsync -a "$CORPUS2"/ "$W/old-local"/; t1=$(now)
+	cold; t0=$(now); nice -n "$NICE" rsync -a "$CORPUS2"/ "$W/old-local"/; t1=$(now)
 	secs "$t0" "$t1" >>"$W/t.rsync-local"
 	t0=$(now); $SSH localhost true </dev/null; t1=$(now)
 	secs "$t0" "$t1" >>"$W/t.ssh-setup"
-	t0=$(now); P sync "$SRC" "ssh://localhost$DS" --json >"$W/run$run-ssh.json"; t1=$(now)
+	cold; t0=$(now); P sync "$SRC" "ssh://localhost$DS" --json >"$W/run$run-ssh.json"; t1=$(now)
 	secs "$t0" "$t1" >>"$W/t.sync-ssh"
 	awk -v a="$t0" -v b="$t1" -v c="$(jq .connect_ms "$W/run$run-ssh.json")" \
 		'BEGIN { printf "%.3f\n", b - a - c / 1000 }' >>"$W/t.sync-ssh-noconn"
 	jq '.wire_bytes_out + .wire_bytes_in' "$W/run$run-ssh.json" >>"$W/b.ssh-wire"
 	jq '.ssh_bytes_out + .ssh_bytes_in' "$W/run$run-ssh.json" >>"$W/b.ssh-sock"
-	t0=$(now); nice -n "$NICE" rsync -a -e "$SSH" "$CORPUS2"/ "localhost:$W/old-ssh"/; t1=$(now)
+	cold; t0=$(now); nice -n "$NICE" rsync -a -e "$SSH" "$CORPUS2"/ "localhost:$W/old-ssh"/; t1=$(now)
 	secs "$t0" "$t1" >>"$W/t.rsync-ssh"
 done
 P --store "$DL" check --read-data >"$W/check-local.txt" || die "the local destination does not check clean"
@@ -212,7 +216,8 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 		"load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg) (shared machine)"
 	echo "projstore $($PROJSTORE --version | cut -d' ' -f2) ($BUILT); $(rsync --version | head -1);" \
 		"$(ssh -V 2>&1)"
-	echo "tree: $CORPUS -> $CORPUS2 (corpus-gen.sh mutate); medians of $RUNS runs, warm page cache"
+	echo "tree: $CORPUS -> $CORPUS2 (corpus-gen.sh mutate); medians of $RUNS runs," \
+		"$([ "$DROP_CACHES" = 1 ] && echo "page cache dropped before each timed command" || echo "warm page cache")"
 	echo "new snapshot: $NEW_OBJECTS new objects, $NEW_BYTES bytes as stored (compressed, record headers included)"
 	echo
 	printf '%-34s | %12s | %12s | %8s\n' "to" "projstore (s)" "rsync -a (s)" "rsync/ps"
