@@ -144,6 +144,11 @@ test_expect_success GLUSTERD 'a dead or unknown first server: the backup volfile
 	treecmp --no-atime src r6
 '
 
+test_expect_success GLUSTERD 'one connection per volume per process (gc opens the store twice)' '
+	PROJSTORE_GLUSTER_LOG="$TRASH/gc.log" gps gc --grace 0 >/dev/null &&
+	test "$(grep -c "switched to graph" "$TRASH/gc.log")" = 1
+'
+
 test_expect_success GLUSTERD 'glfs_fini runs to the end when waited for' '
 	PROJSTORE_GLUSTER_FINI_WAIT=-1 PROJSTORE_GLUSTER_LOG="$TRASH/gfapi.log" \
 		gps snapshots proj >/dev/null &&
