@@ -27,7 +27,7 @@
 # test files through test_atexit, it runs even when a test fails.
 #
 # Nothing here depends on test-lib.sh except that a failing helper prints why
-# on fd 4 when it is open.
+# on fd 4 when it is open; it also works in scripts with set -e (bench/).
 
 GL_PID=
 GL_NETNS=
@@ -216,6 +216,8 @@ gl_ns_pids_ () {
 
 gluster_stop () {
 	local v m pids p i
+	local -           # errexit off in here: a script with set -e must not stop halfway
+	set +e
 	[ -n "$GL_PID" ] || return 0
 	if kill -0 "$GL_PID" 2>/dev/null; then
 		gluster_mounts | awk '{ print $2 }' | while read -r m; do
