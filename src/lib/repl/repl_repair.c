@@ -40,7 +40,12 @@ struct rp_ctx {
 	const struct ps_repair_opts *o;
 	struct ps_repair_result *r;
 	const uint8_t (*ids)[32];
+	size_t base;                  /* index of the first id of the batch being fetched */
+	uint8_t (*kids)[32];          /* children of the trees fetched in this batch */
+	size_t nkids, kidcap;
 	struct ps_idset good;         /* ids a verified copy was written for */
+	struct ps_idset prefixes;     /* 24-byte prefixes (zero padded) of the ids asked
+				         for; flag 2: a good copy was stored */
 	struct ps_error *err;
 	int rc;
 };
@@ -65,11 +70,43 @@ static void note(struct rp_ctx *c, const char *fmt, ...)
 		c->o->log(c->o->cb_ctx, 0, line);
 }
 
+static int kid(struct rp_ctx *c, const uint8_t id[32])
+{
+	if (c->nkids == c->kidcap) {
+		size_t cap = c->kidcap ? c->kidcap * 2 : 256;
+		void *v = ps_realloc(c->kids, cap * 32);
+		if (!v)
+			return -1;
+		c->kids = v;
+		c->kidcap = cap;
+	}
+	memcpy(c->kids[c->nkids++], id, 32);
+	return 0;
+}
+
+/* A tree fetched from the other store: its children may be as lost as it
+ * was (check could not see below a tree it could not read). */
+static int collect_kids(struct rp_ctx *c, const struct ps_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct ps_tentry *e = &t->ents[i];
+		if (e->type == PS_T_DIR && kid(c, e->subtree))
+			return -1;
+		if (e->type == PS_T_REG)
+			for (size_t k = 0; k < e->nextents; k++)
+				if (kid(c, e->extents[k].id))
+					return -1;
+	}
+	return 0;
+}
+
 static int fetched(void *vctx, size_t i, int status, const uint8_t *rec, size_t len, const char *why)
 {
 	struct rp_ctx *c = vctx;
-	struct ps_repair_item *it = &c->r->items[i];
+	struct ps_repair_item *it;
 	char msg[1200];
+	i += c->base;
+	it = &c->r->items[i];
 	if (status == PS_OBJ_OK) {
 		uint8_t *obj = NULL;
 		size_t olen = 0;
@@ -82,6 +119,8 @@ static int fetched(void *vctx, size_t i, int status, const uint8_t *rec, size_t 
 			rc = ps_tree_decode(obj, olen, &t, &e);
 			if (!rc) {
 				obj = NULL;
+				if (collect_kids(c, &t))
+					rc = ps_err(&e, PS_ERROR, "out of memory");
 				ps_tree_release(&t);
 			}
 		}
@@ -169,12 +208,13 @@ static int salvage_pack(struct rp_ctx *c, uint32_t p, int *can_go)
 		/* a damaged record: is there a verified copy of that id now? One
 		 * check did not name is used by no snapshot it walked: garbage */
 		{
-			int have = 0, named = 0;
-			for (size_t k = 0; k < c->r->nitems && !have; k++)
-				if (!memcmp(c->ids[k], e->id, 24)) {
-					named = 1;
-					have = c->r->items[k].repaired;
-				}
+			uint8_t key[32], *f;
+			int have, named;
+			memcpy(key, e->id, 24);
+			memset(key + 24, 0, 8);
+			f = ps_idset_get(&c->prefixes, key);
+			named = f != NULL;
+			have = f && (*f & 2);
 			if (!named) {
 				dropped++;
 			} else if (!have) {
@@ -296,7 +336,7 @@ int ps_repair(struct ps_store *s, const char *other, const uint8_t (*ids_in)[32]
 	struct ps_ep_opts eo;
 	struct ps_idset seen = { 0 }, dpacks = { 0 };
 	uint8_t (*ids)[32] = NULL, (*gone)[32] = NULL;
-	size_t nids = 0, ngone = 0;
+	size_t nids = 0, ngone = 0, idcap = 0;
 	struct ps_lock *gc_lock = NULL;
 	int rc;
 
@@ -308,7 +348,8 @@ int ps_repair(struct ps_store *s, const char *other, const uint8_t (*ids_in)[32]
 	c.o = opts;
 	c.err = err;
 	c.r = ps_calloc(1, sizeof(*c.r));
-	ids = ps_malloc(32 * (nids_in + 1));
+	idcap = nids_in + 16;
+	ids = ps_malloc(32 * (idcap + 1));
 	if (!c.r || !ids) {
 		ps_free(c.r);
 		ps_free(ids);
@@ -325,7 +366,7 @@ int ps_repair(struct ps_store *s, const char *other, const uint8_t (*ids_in)[32]
 			memcpy(ids[nids++], ids_in[i], 32);
 	}
 	c.ids = (const uint8_t (*)[32])ids;
-	c.r->items = ps_calloc(nids + 1, sizeof(*c.r->items));
+	c.r->items = ps_calloc(idcap + 1, sizeof(*c.r->items));
 	if (!c.r->items) {
 		rc = ps_err(err, PS_ERROR, "out of memory");
 		goto done;
@@ -354,12 +395,67 @@ int ps_repair(struct ps_store *s, const char *other, const uint8_t (*ids_in)[32]
 			rc = ps_err(err, PS_EINVAL, "'%s' is this store: repair needs another copy", other);
 			goto done;
 		}
-		/* 1. verified copies from the other store */
-		rc = ep->ops->get(ep, (const uint8_t (*)[32])ids, nids, fetched, &c, err);
-		if (c.rc)
-			rc = c.rc;
-		if (rc)
+		/* 1. verified copies from the other store, and of whatever below a
+		 * fetched tree is not good here either */
+		for (size_t start = 0; start < nids;) {
+			size_t end = nids;
+			c.base = start;
+			c.nkids = 0;
+			rc = ep->ops->get(ep, (const uint8_t (*)[32])(ids + start), end - start, fetched, &c, err);
+			if (c.rc)
+				rc = c.rc;
+			if (rc)
+				goto done;
+			for (size_t k = 0; k < c.nkids; k++) {
+				uint8_t *obj = NULL;
+				size_t olen;
+				struct ps_error e2;
+				int a = ps_idset_add(&seen, c.kids[k]);
+				if (a < 0) {
+					rc = ps_err(err, PS_ERROR, "out of memory");
+					goto done;
+				}
+				if (!a)
+					continue;
+				/* a good copy here? (every copy is tried) */
+				if (ps_store_get(s, c.kids[k], 0, &obj, &olen, &e2) == PS_OK) {
+					ps_free(obj);
+					continue;
+				}
+				if (nids == idcap) {
+					size_t cap = idcap * 2;
+					void *v1 = ps_realloc(ids, 32 * (cap + 1));
+					void *v2;
+					if (v1)
+						ids = v1;
+					v2 = v1 ? ps_realloc(c.r->items, (cap + 1) * sizeof(*c.r->items)) : NULL;
+					if (!v1 || !v2) {
+						rc = ps_err(err, PS_ERROR, "out of memory");
+						goto done;
+					}
+					c.r->items = v2;
+					idcap = cap;
+					c.ids = (const uint8_t (*)[32])ids;
+				}
+				memcpy(ids[nids], c.kids[k], 32);
+				memset(&c.r->items[nids], 0, sizeof(c.r->items[nids]));
+				ps_hex_encode(ids[nids], 32, c.r->items[nids].object);
+				nids++;
+				c.r->nitems = nids;
+			}
+			start = end;
+		}
+	}
+	for (size_t i = 0; i < nids; i++) {
+		uint8_t key[32];
+		memcpy(key, ids[i], 24);
+		memset(key + 24, 0, 8);
+		if (ps_idset_add(&c.prefixes, key) < 0) {
+			rc = ps_err(err, PS_ERROR, "out of memory");
 			goto done;
+		}
+		if (c.r->items[i].repaired)
+			*ps_idset_get(&c.prefixes, key) |= 2;
 	}
 	/* 2. the packs holding damaged copies, and those found damaged whole */
 	for (size_t i = 0; i < nbad_packs; i++)
@@ -370,10 +466,10 @@ int ps_repair(struct ps_store *s, const char *other, const uint8_t (*ids_in)[32]
 	for (size_t i = 0; i < s->idx_n; i++) {
 		const struct ps_idx_ent *e = &s->idx[i];
 		uint8_t *rec = NULL;
-		int wanted = 0;
-		for (size_t k = 0; k < nids && !wanted; k++)
-			wanted = !memcmp(ids[k], e->id, 24);
-		if (!wanted || ps_idset_get(&dpacks, s->packs[e->pack]))
+		uint8_t key[32];
+		memcpy(key, e->id, 24);
+		memset(key + 24, 0, 8);
+		if (!ps_idset_get(&c.prefixes, key) || ps_idset_get(&dpacks, s->packs[e->pack]))
 			continue;
 		if (read_record(s, e->pack, e, &rec)) {
 			ps_free(rec);
@@ -457,6 +553,8 @@ done:
 	ps_idset_release(&seen);
 	ps_idset_release(&dpacks);
 	ps_idset_release(&c.good);
+	ps_idset_release(&c.prefixes);
+	ps_free(c.kids);
 	ps_free(ids);
 	ps_free(gone);
 	if (rc) {
