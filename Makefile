@@ -5,7 +5,7 @@
 #   make fuzz            libFuzzer targets (clang) into build-fuzz/
 
 CC       ?= cc
-PKGS     := libzstd liblz4 libcrypto jansson sqlite3 glusterfs-api libbtrfsutil
+PKGS     := libzstd liblz4 libcrypto jansson sqlite3 libbtrfsutil
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -20,8 +20,9 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wwrite-
 CPPFLAGS += -Iinclude -D_FILE_OFFSET_BITS=64
 CFLAGS   ?=
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS))
-# libpq is loaded with dlopen() when a PostgreSQL catalog is used (db_pg.c): headers only
-CFLAGS   += $(shell pkg-config --cflags libpq)
+# libpq and libgfapi are loaded with dlopen() when a PostgreSQL catalog or a
+# gluster:// store is used (db_pg.c, backend_gluster.c): headers only
+CFLAGS   += $(shell pkg-config --cflags libpq glusterfs-api)
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
 LDFLAGS  += $(SANFLAGS)
 

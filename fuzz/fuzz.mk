@@ -24,7 +24,7 @@ FUZZ_JOBS    ?= 1
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 # every library the library objects need (libpq: the headers of db_pg.c, as in the Makefile)
-FUZZ_PKGS    := $(PKGS) libpq
+FUZZ_PKGS    := $(PKGS) libpq glusterfs-api
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fno-omit-frame-pointer -pthread -Iinclude -D_FILE_OFFSET_BITS=64 \
                 $(shell pkg-config --cflags $(FUZZ_PKGS)) $(if $(filter 1,$(FUZZ_STRICT)),-DFUZZ_STRICT)

@@ -54,6 +54,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <glusterfs/api/glfs.h>
 #include <limits.h>
@@ -64,6 +65,106 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* ------------------------------------------------------------ libgfapi, loaded on first use
+ *
+ * libgfapi and what it pulls in (the GlusterFS core libraries, RPC, TI-RPC
+ * with Kerberos) are loaded with dlopen() when a gluster:// store is first
+ * opened: every other command starts without relocating them, which is most
+ * of the cost of a short command such as `projstore where`. The pointers
+ * have the types of the header's declarations (dlsym gives the default
+ * version of versioned symbols, the one the header declares). */
+static struct {
+	__typeof__(glfs_close) *close_;
+	__typeof__(glfs_closedir) *closedir_;
+	__typeof__(glfs_creat) *creat_;
+	__typeof__(glfs_fini) *fini_;
+	__typeof__(glfs_fstat) *fstat_;
+	__typeof__(glfs_fsync) *fsync_;
+	__typeof__(glfs_init) *init_;
+	__typeof__(glfs_link) *link_;
+	__typeof__(glfs_lstat) *lstat_;
+	__typeof__(glfs_mkdir) *mkdir_;
+	__typeof__(glfs_new) *new_;
+	__typeof__(glfs_open) *open_;
+	__typeof__(glfs_opendir) *opendir_;
+	__typeof__(glfs_pread) *pread_;
+	__typeof__(glfs_readdir_r) *readdir_r_;
+	__typeof__(glfs_rename) *rename_;
+	__typeof__(glfs_rmdir) *rmdir_;
+	__typeof__(glfs_set_logging) *set_logging_;
+	__typeof__(glfs_set_volfile_server) *set_volfile_server_;
+	__typeof__(glfs_stat) *stat_;
+	__typeof__(glfs_unlink) *unlink_;
+	__typeof__(glfs_write) *write_;
+} gf;
+static pthread_once_t gf_once = PTHREAD_ONCE_INIT;
+static char gf_error[300];
+
+static void gf_load(void)
+{
+	void *h = dlopen("libgfapi.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(gf_error, sizeof(gf_error),
+			 "the GlusterFS client library is not installed (libgfapi0): %s", dlerror());
+		return;
+	}
+#define GF_SYM(f)                                                                        \
+	do {                                                                             \
+		*(void **)(&gf.f##_) = dlsym(h, "glfs_" #f);                             \
+		if (!gf.f##_) {                                                          \
+			snprintf(gf_error, sizeof(gf_error), "libgfapi lacks glfs_%s", #f); \
+			return;                                                          \
+		}                                                                        \
+	} while (0)
+	GF_SYM(close);
+	GF_SYM(closedir);
+	GF_SYM(creat);
+	GF_SYM(fini);
+	GF_SYM(fstat);
+	GF_SYM(fsync);
+	GF_SYM(init);
+	GF_SYM(link);
+	GF_SYM(lstat);
+	GF_SYM(mkdir);
+	GF_SYM(new);
+	GF_SYM(open);
+	GF_SYM(opendir);
+	GF_SYM(pread);
+	GF_SYM(readdir_r);
+	GF_SYM(rename);
+	GF_SYM(rmdir);
+	GF_SYM(set_logging);
+	GF_SYM(set_volfile_server);
+	GF_SYM(stat);
+	GF_SYM(unlink);
+	GF_SYM(write);
+#undef GF_SYM
+}
+
+#define glfs_close gf.close_
+#define glfs_closedir gf.closedir_
+#define glfs_creat gf.creat_
+#define glfs_fini gf.fini_
+#define glfs_fstat gf.fstat_
+#define glfs_fsync gf.fsync_
+#define glfs_init gf.init_
+#define glfs_link gf.link_
+#define glfs_lstat gf.lstat_
+#define glfs_mkdir gf.mkdir_
+#define glfs_new gf.new_
+#define glfs_open gf.open_
+#define glfs_opendir gf.opendir_
+#define glfs_pread gf.pread_
+#define glfs_readdir_r gf.readdir_r_
+#define glfs_rename gf.rename_
+#define glfs_rmdir gf.rmdir_
+#define glfs_set_logging gf.set_logging_
+#define glfs_set_volfile_server gf.set_volfile_server_
+#define glfs_stat gf.stat_
+#define glfs_unlink gf.unlink_
+#define glfs_write gf.write_
+
 
 #define URL_MAX 8192                /* longest URL accepted */
 #define COMPONENT_MAX 255           /* longest name in PATH */
@@ -455,6 +556,9 @@ static int vol_acquire(const struct ps_gluster_url *u, const char *location, str
 	const char *lvl = getenv("PROJSTORE_GLUSTER_LOG_LEVEL");
 	int level = LOG_LEVEL_QUIET, rc = PS_OK;
 
+	pthread_once(&gf_once, gf_load);
+	if (gf_error[0])
+		return ps_err(err, PS_ERROR, "cannot open store '%s': %s", location, gf_error);
 	pthread_once(&atfork_once, atfork_init);
 	servers_text(u, servers, sizeof(servers));
 	if (ps_buf_printf(&key, "%s/%s", servers, u->volume) || ps_buf_put_u8(&key, 0))
