@@ -53,7 +53,8 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 SAN_E2E  := tests/e2e/t0000-basic.sh tests/e2e/t0010-fidelity.sh tests/e2e/t0020-snapshots-browse.sh \
             tests/e2e/t0030-dedup-stats-quota.sh tests/e2e/t0050-concurrency-locks.sh tests/e2e/t0070-corruption.sh \
             tests/e2e/t0015-incremental-cache.sh tests/e2e/t0080-hostile.sh tests/e2e/t0090-full-disk.sh \
-            tests/e2e/t0200-mount.sh tests/e2e/t0700-serve-api.sh tests/e2e/t0530-agent-lifecycle.sh
+            tests/e2e/t0200-mount.sh tests/e2e/t0700-serve-api.sh tests/e2e/t0530-agent-lifecycle.sh \
+            tests/e2e/t0420-sync-damage.sh
 all: $(BUILD)/projstore $(BUILD)/libprojstore.a tools
 
 $(BUILD)/obj/%.o: %.c
