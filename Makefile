@@ -44,7 +44,7 @@ WEB_FILES  := $(sort $(wildcard src/server/web/*))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 $(SERVER_OBJ): CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
 DAEMON_OBJ += $(SERVER_OBJ)
-$(BUILD)/projstore: LDLIBS += $(shell pkg-config --libs libmicrohttpd)
+# libmicrohttpd is loaded with dlopen() by `serve` (src/server/server.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 

@@ -27,6 +27,7 @@
 #include "server_int.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -35,6 +36,49 @@
 #include <sys/socket.h>
 
 #include "../lib/util/util.h"
+
+/* ------------------------------------------------------------ libmicrohttpd, loaded at start */
+
+struct ps_mhd_api ps_mhd;
+static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
+static char mhd_error[300];
+
+static void mhd_load(void)
+{
+	void *h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(mhd_error, sizeof(mhd_error),
+			 "the HTTP server library is not installed (libmicrohttpd12): %s", dlerror());
+		return;
+	}
+#define MHD_SYM(f)                                                                          \
+	do {                                                                                \
+		*(void **)(&ps_mhd.f) = dlsym(h, "MHD_" #f);                                \
+		if (!ps_mhd.f) {                                                            \
+			snprintf(mhd_error, sizeof(mhd_error), "libmicrohttpd lacks MHD_%s", #f); \
+			return;                                                             \
+		}                                                                           \
+	} while (0)
+	MHD_SYM(add_response_header);
+	MHD_SYM(create_response_from_buffer);
+	MHD_SYM(destroy_response);
+	MHD_SYM(get_connection_info);
+	MHD_SYM(get_connection_values);
+	MHD_SYM(get_daemon_info);
+	MHD_SYM(lookup_connection_value);
+	MHD_SYM(queue_response);
+	MHD_SYM(start_daemon);
+	MHD_SYM(stop_daemon);
+#undef MHD_SYM
+}
+
+int ps_server_mhd_load(struct ps_error *err)
+{
+	pthread_once(&mhd_once, mhd_load);
+	if (mhd_error[0])
+		return ps_err(err, PS_ERROR, "%s", mhd_error);
+	return PS_OK;
+}
 
 /* ------------------------------------------------------------ counters */
 
@@ -557,6 +601,8 @@ int ps_server_start(struct ps_server **out, const struct ps_server_opts *o, stru
 	struct ps_server_opts dflt = PS_SERVER_OPTS_INIT;
 	if (!o)
 		o = &dflt;
+	if (ps_server_mhd_load(err) != PS_OK)
+		return PS_ERROR;
 	struct ps_server *s = ps_calloc(1, sizeof(*s));
 	if (!s)
 		return ps_err(err, PS_ERROR, "out of memory");

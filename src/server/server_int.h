@@ -139,4 +139,34 @@ struct ps_web_asset {
 extern const struct ps_web_asset ps_web_assets[];
 extern const size_t ps_web_assets_count;
 
+
+/* libmicrohttpd (and GnuTLS, which it pulls in) is loaded with dlopen() when
+ * the server starts (ps_server_mhd_load, server.c): no other command pays for
+ * relocating them at start-up. The pointers have the header's types. */
+struct ps_mhd_api {
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_destroy_response) *destroy_response;
+	__typeof__(MHD_get_connection_info) *get_connection_info;
+	__typeof__(MHD_get_connection_values) *get_connection_values;
+	__typeof__(MHD_get_daemon_info) *get_daemon_info;
+	__typeof__(MHD_lookup_connection_value) *lookup_connection_value;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+};
+extern struct ps_mhd_api ps_mhd;
+/* Loads it once; PS_ERROR with the reason when it cannot. */
+int ps_server_mhd_load(struct ps_error *err);
+#define MHD_add_response_header ps_mhd.add_response_header
+#define MHD_create_response_from_buffer ps_mhd.create_response_from_buffer
+#define MHD_destroy_response ps_mhd.destroy_response
+#define MHD_get_connection_info ps_mhd.get_connection_info
+#define MHD_get_connection_values ps_mhd.get_connection_values
+#define MHD_get_daemon_info ps_mhd.get_daemon_info
+#define MHD_lookup_connection_value ps_mhd.lookup_connection_value
+#define MHD_queue_response ps_mhd.queue_response
+#define MHD_start_daemon ps_mhd.start_daemon
+#define MHD_stop_daemon ps_mhd.stop_daemon
+
 #endif
