@@ -47,9 +47,14 @@ const struct command ps_commands[] = {
 	{ "quota", cmd_quota, "quota PROJECT [SIZE|none] [--json]",
 	  "Show or set a project's quota (binary units: 4G = 4 GiB). A project over its quota is\n"
 	  "still saved; save then exits 4.\n" },
-	{ "check", cmd_check, "check [--read-data] [PROJECT...] [--json]",
+	{ "check", cmd_check, "check [--read-data] [--repair-from OTHER_STORE] [PROJECT...] [--json]",
 	  "Verify the store's structure; with --read-data also every object's checksum.\n"
-	  "Exit: 0 clean; 8 damage found (listed with the files and snapshots affected).\n" },
+	  "  --repair-from OTHER_STORE   replace what is damaged or missing with verified copies\n"
+	  "                       from another store (a directory, gluster://, ssh://); damaged packs\n"
+	  "                       are rewritten without their damage; then check again\n"
+	  "Exit: 0 clean (with --repair-from: clean after the repair); 8 damage found (listed with\n"
+	  "the files and snapshots affected; with --repair-from: damage remains, each object that\n"
+	  "could not be repaired named); 1 the other store cannot be reached.\n" },
 	{ "exclude", cmd_exclude, "exclude PROJECT [PATTERN...|--clear]",
 	  "Show or set the exclude patterns stored for PROJECT (used by every save).\n" },
 	{ "mount", cmd_mount,
