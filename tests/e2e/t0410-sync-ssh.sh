@@ -99,6 +99,23 @@ test_expect_success 'a far end that prints text instead of the protocol is named
 	test_grep "Welcome to the machine" err
 '
 
+test_expect_success 'a far end that sends an oversized or truncated frame: a clear error, exit 1' '
+	cat >huge-ssh <<-\EOF &&
+	#!/bin/sh
+	printf "\377\377\377\177"
+	exec cat >/dev/null
+	EOF
+	cat >short-ssh <<-\EOF &&
+	#!/bin/sh
+	printf "\100\000\000\000\202PSSYNC"
+	EOF
+	chmod +x huge-ssh short-ssh &&
+	test_expect_code 1 ps sync --ssh "$PWD/huge-ssh" A ssh://somewhere/srv/store 2>err &&
+	test_grep "exceeds the limit" err &&
+	test_expect_code 1 ps sync --ssh "$PWD/short-ssh" A ssh://somewhere/srv/store 2>err &&
+	test_grep "middle of a frame" err
+'
+
 # serve-stdio fed hostile streams directly: every case is a clear message and
 # exit 1, the store untouched
 for kind in truncated oversized zero garbage badhello badput early; do
