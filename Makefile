@@ -49,6 +49,12 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all clean test unit e2e tools fuzz check demo
+# End-to-end test files run two at a time (most of their time is spent
+# waiting: agents polling, servers starting, heals); the hosting tests change
+# host-wide settings (cgroups, iptables) and run one after the other. --timer
+# prints each file's time. PROVE_JOBS=1 runs everything in sequence.
+PROVE_JOBS ?= 2
+PROVE_OPTS ?= --timer -j$(PROVE_JOBS) --rules='seq=tests/e2e/t08*.sh' --rules='par=**'
 # end-to-end tests that also run under the sanitizers (the core ones)
 SAN_E2E  := tests/e2e/t0000-basic.sh tests/e2e/t0010-fidelity.sh tests/e2e/t0020-snapshots-browse.sh \
             tests/e2e/t0030-dedup-stats-quota.sh tests/e2e/t0050-concurrency-locks.sh tests/e2e/t0070-corruption.sh \
@@ -98,7 +104,7 @@ unit: $(UNIT_BIN)
 	prove -e '' $(UNIT_BIN)
 
 e2e: all
-	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove tests/e2e/t[0-9]*.sh
+	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove $(PROVE_OPTS) tests/e2e/t[0-9]*.sh
 
 test: unit e2e
 
@@ -111,7 +117,7 @@ check:
 	$(MAKE) SANITIZE=1 all unit
 	PROJSTORE_BIN=$(CURDIR)/build-asan/projstore PS_TOOLS=$(CURDIR)/build/tools \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  prove $(SAN_E2E)
+	  prove $(PROVE_OPTS) $(SAN_E2E)
 
 demo: all
 	scripts/demo.sh
