@@ -5,7 +5,7 @@
 #   make fuzz            libFuzzer targets (clang) into build-fuzz/
 
 CC       ?= cc
-PKGS     := libzstd liblz4 libcrypto jansson sqlite3 libbtrfsutil
+PKGS     := libzstd liblz4 libcrypto jansson sqlite3 libbtrfsutil libseccomp
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -3,7 +3,7 @@
 #   scripts/deps.sh          build dependencies
 #   scripts/deps.sh --test   also everything the test suite starts or uses
 set -eu
-pkgs="build-essential pkg-config libzstd-dev liblz4-dev libssl-dev libjansson-dev fuse3 libfuse3-dev libglusterfs-dev libsqlite3-dev libpq-dev libmicrohttpd-dev libbtrfsutil-dev"
+pkgs="build-essential pkg-config libzstd-dev liblz4-dev libssl-dev libjansson-dev fuse3 libfuse3-dev libglusterfs-dev libsqlite3-dev libpq-dev libmicrohttpd-dev libbtrfsutil-dev libseccomp-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs perl attr clang python3 util-linux procps strace glusterfs-server iproute2 postgresql"
 	# serve: API tests (curl, jq), dashboard test in a headless browser

@@ -226,6 +226,18 @@ test_expect_success 'writing past the quota fails with EDQUOT; raising it lets i
 	run_a rm -f big
 '
 
+test_expect_success 'a project cannot escape its quota with a subvolume or a snapshot of its own' '
+	test_must_fail run_a btrfs subvolume create sub 2>err &&
+	test_grep -i "operation not permitted" err &&
+	test_path_is_missing "$ROOT/$A/sub" &&
+	test_must_fail run_a btrfs subvolume snapshot . snap 2>err &&
+	test_grep -i "operation not permitted" err &&
+	test_path_is_missing "$ROOT/$A/snap" &&
+	run_a sh -c "echo still works >ok.txt" &&
+	test "$(cat "$ROOT/$A/ok.txt")" = "still works" &&
+	rm -f "$ROOT/$A/ok.txt"
+'
+
 test_expect_success 'data is read-only at /data, scratch read-write at /scratch' '
 	mkdir -p "$TRASH/data" "$TRASH/scratch" &&
 	echo shared >"$TRASH/data/f" && chmod 1777 "$TRASH/scratch" &&

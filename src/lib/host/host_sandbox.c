@@ -47,6 +47,8 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <linux/btrfs.h>
+#include <seccomp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -525,6 +527,32 @@ static void child_env(const struct ps_sandbox *sb, const struct ps_host_run_opts
 			putenv(*e);
 }
 
+
+/*
+ * The project's processes may not create btrfs subvolumes or snapshots: a
+ * subvolume made inside the home has a quota group of its own, which the
+ * project's limit does not count, so it would escape the disk quota. A
+ * seccomp filter (libseccomp) answers those ioctls with EPERM; every process
+ * the command starts inherits it (no_new_privs is set before). System calls
+ * of other ABIs (32-bit) are not in the filter and kill the process.
+ */
+static int deny_subvolume_ioctls(void)
+{
+	static const unsigned long cmds[] = { BTRFS_IOC_SUBVOL_CREATE, BTRFS_IOC_SUBVOL_CREATE_V2,
+					      BTRFS_IOC_SNAP_CREATE, BTRFS_IOC_SNAP_CREATE_V2 };
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int rc = 0;
+	if (!ctx)
+		return ENOMEM;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && rc == 0; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+				      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)cmds[i]));
+	if (rc == 0)
+		rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return rc < 0 ? -rc : rc;
+}
+
 int ps_sandbox_exec(const struct ps_sandbox *sb, pid_t init, char *const *argv,
 		    const struct ps_host_run_opts *opts, int *wstatus, struct ps_error *err)
 {
@@ -604,6 +632,10 @@ int ps_sandbox_exec(const struct ps_sandbox *sb, pid_t init, char *const *argv,
 			goto fail;
 		}
 		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		if ((e = deny_subvolume_ioctls()) != 0) {
+			what = "install the seccomp filter";
+			goto fail;
+		}
 		const char *cwd = opts && opts->cwd ? opts->cwd : PS_HOST_HOME;
 		if (chdir(cwd) != 0) {
 			e = errno;
