@@ -175,7 +175,7 @@ test_expect_success 'a fork bomb stays under its pids limit (and stop ends it)' 
 '
 
 test_expect_success 'a memory hog is killed; the other project and projstore live on' '
-	ps limits "$B" --memory 64M >/dev/null &&
+	ps limits "$B" --memory 64M >/dev/null || return 1
 	ps run "$A" --host h1 -- sleep 30 &
 	apid=$! &&
 	test_when_finished "kill $apid 2>/dev/null; wait $apid; true" &&
@@ -303,7 +303,7 @@ test_expect_success 'top shows both projects from the cgroup counters' '
 '
 
 test_expect_success 'teardown leaves nothing behind' '
-	ps limits "$A" --network outbound >/dev/null &&
+	ps limits "$A" --network outbound >/dev/null || return 1
 	ps run "$A" --host h1 -- sleep 60 &
 	ps run "$B" --host h1 -- sleep 60 &
 	wait_for "pgrep -u $UA -x sleep >/dev/null && pgrep -u $UB -x sleep >/dev/null" &&

@@ -6,7 +6,7 @@
 # nothing behind (processes, cgroups, mounts, users, subvolume).
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-agent.sh"
-test_description 'hosting through the agent: open, run, usage, close'
+test_description 'hosting through the agent: open, run, usage, close, move'
 
 prereq_HOSTING () {
 	prereq_ROOT && command -v mkfs.btrfs && command -v btrfs && command -v useradd &&
@@ -22,11 +22,13 @@ export PROJSTORE_RUN_DIR=$TRASH/run
 export PROJSTORE_UID_MIN=$((40000000 + ($$ % 20000) * 100))
 export PROJSTORE_UID_MAX=$((PROJSTORE_UID_MIN + 99))
 MNT=$TRASH/hosts/h1
+MNT2=$TRASH/hosts/h2
 A=0c1b2c3d-0000-4000-8000-$(printf '%012d' $$)
 UA=${A//-/}
 
 cleanup () {
 	"$PROJSTORE" hosting teardown "$A" --host h1 --grace 0 >/dev/null 2>&1
+	"$PROJSTORE" hosting teardown "$A" --host h2 --grace 0 >/dev/null 2>&1
 	for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$UA" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$UA"; do
 		[ -d "$c" ] || continue
 		while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
@@ -37,6 +39,7 @@ cleanup () {
 	getent passwd "$UA" | grep -q 'projstore project' && userdel "$UA"
 	getent group "$UA" >/dev/null && groupdel "$UA"
 	mountpoint -q "$MNT" && umount "$MNT"
+	mountpoint -q "$MNT2" && umount "$MNT2"
 	return 0
 }
 test_atexit cleanup
@@ -73,7 +76,7 @@ test_expect_success 'the agent records usage per project in the catalog' '
 '
 
 test_expect_success 'the usage reaches /metrics, summed per host' '
-	printf "admin %s\n" 0123456789abcdef0123 >tokens && chmod 600 tokens &&
+	printf "admin %s\n" 0123456789abcdef0123 >tokens && chmod 600 tokens || return 1
 	"$PROJSTORE" serve --listen 127.0.0.1:0 --token-file tokens >serve.out 2>&1 &
 	sp=$! &&
 	test_when_finished "kill $sp; wait $sp; true" &&
@@ -98,8 +101,43 @@ test_expect_success 'close stops the processes first, saves, and leaves nothing 
 	! ls -d /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE/$UA" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE/$UA" 2>/dev/null &&
 	! grep -q "$MNT/$A" /proc/self/mountinfo &&
 	test_path_is_missing "$MNT/$A" &&
+	test -z "$(btrfs subvolume list "$MNT" | grep "$A")"
+'
+
+test_expect_success 'move: the old host stops the processes first and keeps nothing; the new one deploys as the same user' '
+	truncate -s 256M "$TRASH/btrfs2.img" && mkfs.btrfs -q "$TRASH/btrfs2.img" &&
+	mkdir -p "$MNT2" && mount -o loop "$TRASH/btrfs2.img" "$MNT2" &&
+	btrfs quota enable "$MNT2" &&
+	agent_host h2 &&
+	agent_start h2 --hosting --autosave-interval 0 &&
+	ps open "$A" --host h1 --wait --timeout 60 >/dev/null &&
+	uid1=$(id -u "$UA") || return 1
+	ps run "$A" -- sh -c "echo moved >moved.txt; exec sleep 300" &
+	rp=$! &&
+	wait_for "pgrep -u $UA -x sleep >/dev/null" &&
+	ps move "$A" --to h2 --wait --timeout 90 >/dev/null &&
+	{ wait $rp; rc=$?; } ;
+	test "$rc" -gt 128 &&
+	test "$(ps where "$A")" = h2 &&
+	test_path_is_missing "$MNT/$A" &&
 	test -z "$(btrfs subvolume list "$MNT" | grep "$A")" &&
-	agent_stop h1
+	! grep -q "$MNT/$A" /proc/self/mountinfo &&
+	btrfs subvolume show "$MNT2/$A" >/dev/null &&
+	test "$(cat "$MNT2/$A/moved.txt")" = moved &&
+	test "$(id -u "$UA")" = "$uid1" &&
+	test "$(stat -c %u "$MNT2/$A/moved.txt")" = "$uid1" &&
+	btrfs qgroup show -re "$MNT2" >qg2 &&
+	test_grep "32.00MiB" qg2 &&
+	test "$(ps run "$A" -- cat moved.txt)" = moved
+'
+
+test_expect_success 'close on the new host leaves nothing behind there either' '
+	ps close "$A" --wait --timeout 60 >/dev/null &&
+	! pgrep -u "$uid1" >/dev/null &&
+	! getent passwd "$UA" &&
+	test_path_is_missing "$MNT2/$A" &&
+	test -z "$(btrfs subvolume list "$MNT2" | grep "$A")" &&
+	agent_stop h1 && agent_stop h2
 '
 
 test_done
