@@ -20,10 +20,20 @@ mount_start () {
 }
 
 # mount_stop DIR: unmounts with fusermount3 -u; the server must exit with 0.
+# (a mount a moment ago in use - a finished find or treecmp - can still be
+# busy for the kernel on a loaded machine: the unmount is retried then)
 mount_stop () {
-	fusermount3 -u "$TRASH/$1" &&
-	wait_for "! kill -0 $MOUNT_PID 2>/dev/null" 10 &&
-	wait "$MOUNT_PID" &&
+	local i
+	for i in $(seq 1 50); do
+		fusermount3 -u "$TRASH/$1" 2>"$TRASH/.umount.err" && break
+		if ! grep -qi busy "$TRASH/.umount.err"; then
+			cat "$TRASH/.umount.err" >&4
+			return 1
+		fi
+		sleep 0.2
+	done
+	wait_for "! kill -0 $MOUNT_PID 2>/dev/null" 30 || { echo >&4 "mount server still running"; return 1; }
+	wait "$MOUNT_PID" || { echo >&4 "mount server exited with $?"; return 1; }
 	! mountpoint -q "$TRASH/$1"
 }
 
