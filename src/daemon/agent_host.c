@@ -108,7 +108,7 @@ void agent_host_stop(struct job *j)
 		alog(a, "%s: stopped %d process(es) before saving", j->project, killed);
 }
 
-void agent_host_teardown(struct job *j)
+void agent_host_teardown(struct job *j, int remove_home)
 {
 	struct agent *a = j->a;
 	struct ps_host_config cfg;
@@ -119,11 +119,26 @@ void agent_host_teardown(struct job *j)
 		return;
 	ps_error_clear(&err);
 	if (load(j->cat, a, j->project, 0, &cfg, &p, data, scratch, sizeof(data), &err) != PS_OK ||
-	    ps_hosting_teardown(&cfg, &p, 1, &err) != PS_OK) {
+	    ps_hosting_teardown(&cfg, &p, remove_home, &err) != PS_OK) {
 		alog(a, "%s: hosting teardown: %s", j->project, err.msg);
 		return;
 	}
 	ps_cat_usage_clear(j->cat, j->project, NULL);
+}
+
+void agent_host_remove_home(struct job *j)
+{
+	struct agent *a = j->a;
+	struct ps_host_config cfg;
+	struct ps_host_project p;
+	struct ps_error err;
+	char data[PS_CAT_TEXT_MAX], scratch[PS_CAT_TEXT_MAX];
+	if (!a->o.hosting)
+		return;
+	ps_error_clear(&err);
+	if (load(j->cat, a, j->project, 0, &cfg, &p, data, scratch, sizeof(data), &err) != PS_OK ||
+	    ps_hosting_remove_home(&cfg, j->project, &err) != PS_OK)
+		alog(a, "%s: removing the working copy: %s", j->project, err.msg);
 }
 
 void agent_host_tick(struct agent *a)

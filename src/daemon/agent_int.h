@@ -164,7 +164,12 @@ int agent_host_prepare(struct job *j, int64_t *uid, struct ps_error *err);
  * or a move); errors are logged. */
 void agent_host_stop(struct job *j);
 /* Removes cgroup, network link, user, group and the working copy. */
-void agent_host_teardown(struct job *j);
+/* stops the project's processes, removes its cgroup, network and user, and
+ * with remove_home its working copy (subvolume) too */
+void agent_host_teardown(struct job *j, int remove_home);
+/* removes the working copy only (after a move's handoff: the user may already
+ * belong to the new host when both share one user database) */
+void agent_host_remove_home(struct job *j);
 /* Main thread, every poll: limits and quotas applied again, usage recorded. */
 void agent_host_tick(struct agent *a);
 

@@ -472,7 +472,7 @@ static enum job_outcome do_deploy(struct job *j)
 	goto done;
 rollback:
 	/* nothing deployed: the project stays in the store */
-	agent_host_teardown(j);
+	agent_host_teardown(j, 1);
 	if (agent_copy_exists(a, j->project))
 		agent_remove_copy(a, j->project, NULL);
 	ps_error_clear(&err);
@@ -567,7 +567,7 @@ static enum job_outcome do_close(struct job *j)
 		return OUT_FAILED;
 	}
 	job_phase(j, "removing", 0, 0);
-	agent_host_teardown(j);
+	agent_host_teardown(j, 1);
 	/* out of its place at once; deleted once the close is recorded */
 	if (agent_trash_copy(a, j->project, trash, sizeof(trash), &err))
 		alog(a, "%s: %s", j->project, err.msg); /* reconciliation puts it aside later */
@@ -624,6 +624,10 @@ static enum job_outcome do_move_out(struct job *j)
 	else
 		snprintf(saved, sizeof(saved), "saved before");
 	test_pause(j, "move-handoff");
+	/* nothing of the project runs here any more before the new host may
+	 * start it: processes, cgroup, network and user go now; the working
+	 * copy stays until the handoff is recorded */
+	agent_host_teardown(j, 0);
 	/* the new host needs the lease at once */
 	job_unlease(j);
 	ps_error_clear(&err);
@@ -635,7 +639,7 @@ static enum job_outcome do_move_out(struct job *j)
 	if (rc == PS_ELOCKED)
 		alog(a, "%s: the move was already taken over by %s", j->project, to);
 	job_event(j, "moved-out", 0, "left %s for %s: %s", me, to, saved);
-	agent_host_teardown(j);
+	agent_host_remove_home(j);
 	if (agent_trash_copy(a, j->project, trash, sizeof(trash), &err))
 		alog(a, "%s: %s", j->project, err.msg);
 	snprintf(j->result, sizeof(j->result), "handed to %s", to);
