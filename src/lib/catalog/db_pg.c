@@ -25,13 +25,15 @@
 /* ------------------------------------------------------------ libpq, loaded on first use */
 
 static struct {
-	PGconn *(*connectdb)(const char *);
+	PGconn *(*connectdbParams)(const char *const *, const char *const *, int);
 	ConnStatusType (*status)(const PGconn *);
 	char *(*errorMessage)(const PGconn *);
 	void (*finish)(PGconn *);
 	void (*reset)(PGconn *);
 	PGresult *(*exec)(PGconn *, const char *);
 	PGresult *(*prepare)(PGconn *, const char *, const char *, int, const Oid *);
+	PGresult *(*execParams)(PGconn *, const char *, int, const Oid *, const char *const *,
+				const int *, const int *, int);
 	PGresult *(*execPrepared)(PGconn *, const char *, int, const char *const *, const int *,
 				  const int *, int);
 	ExecStatusType (*resultStatus)(const PGresult *);
@@ -64,13 +66,14 @@ static void pq_load(void)
 			 "PostgreSQL client library not found (install libpq5): %s", dlerror());
 		return;
 	}
-	PQ_SYM(connectdb, "PQconnectdb");
+	PQ_SYM(connectdbParams, "PQconnectdbParams");
 	PQ_SYM(status, "PQstatus");
 	PQ_SYM(errorMessage, "PQerrorMessage");
 	PQ_SYM(finish, "PQfinish");
 	PQ_SYM(reset, "PQreset");
 	PQ_SYM(exec, "PQexec");
 	PQ_SYM(prepare, "PQprepare");
+	PQ_SYM(execParams, "PQexecParams");
 	PQ_SYM(execPrepared, "PQexecPrepared");
 	PQ_SYM(resultStatus, "PQresultStatus");
 	PQ_SYM(resultErrorField, "PQresultErrorField");
@@ -83,13 +86,14 @@ static void pq_load(void)
 	PQ_SYM(setNoticeProcessor, "PQsetNoticeProcessor");
 }
 
-#define PQconnectdb pq.connectdb
+#define PQconnectdbParams pq.connectdbParams
 #define PQstatus pq.status
 #define PQerrorMessage pq.errorMessage
 #define PQfinish pq.finish
 #define PQreset pq.reset
 #define PQexec pq.exec
 #define PQprepare pq.prepare
+#define PQexecParams pq.execParams
 #define PQexecPrepared pq.execPrepared
 #define PQresultStatus pq.resultStatus
 #define PQresultErrorField pq.resultErrorField
@@ -104,9 +108,14 @@ static void pq_load(void)
 #define STMT_CACHE 128
 #define MAX_PARAMS 32
 
+/* A statement is prepared the second time it is run: a one-shot command
+ * (where, projects) then costs one round trip per query (PQexecParams parses,
+ * binds and runs at once) instead of two, and long-lived processes (agent,
+ * server) still parse each statement once per connection. */
 struct pstmt {
 	char *sql;
 	uint64_t last_use;
+	int prepared;
 };
 
 struct db_pg {
@@ -166,40 +175,51 @@ static int ensure_conn(struct db_pg *d, struct ps_error *err)
 	return PS_OK;
 }
 
+/* Looks sql up in the statement cache.  name gets the prepared statement's
+ * name, or "" the first time sql is seen (run it unprepared). */
 static int get_stmt(struct db_pg *d, const char *sql, int nparams, char *name, size_t nlen,
 		    struct ps_error *err)
 {
-	int victim = 0;
+	int victim = 0, i;
 	d->clock++;
-	for (int i = 0; i < STMT_CACHE; i++) {
-		if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0) {
-			d->cache[i].last_use = d->clock;
-			snprintf(name, nlen, "ps%d", i);
-			return PS_OK;
-		}
+	name[0] = 0;
+	for (i = 0; i < STMT_CACHE; i++) {
+		if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0)
+			break;
 		if (!d->cache[i].sql ||
 		    (d->cache[victim].sql && d->cache[i].last_use < d->cache[victim].last_use))
 			victim = i;
 	}
-	snprintf(name, nlen, "ps%d", victim);
-	if (d->cache[victim].sql) {
-		char dealloc[64];
-		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
-		PGresult *r = PQexec(d->c, dealloc);
+	if (i < STMT_CACHE) {
+		d->cache[i].last_use = d->clock;
+		snprintf(name, nlen, "ps%d", i);
+		if (d->cache[i].prepared)
+			return PS_OK;
+		PGresult *r = PQprepare(d->c, name, sql, nparams, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			int rc = pg_err_res(d, r, err, "prepare");
+			PQclear(r);
+			name[0] = 0;
+			return rc;
+		}
 		PQclear(r);
+		d->cache[i].prepared = 1;
+		return PS_OK;
+	}
+	if (d->cache[victim].sql) {
+		if (d->cache[victim].prepared) {
+			char dealloc[64];
+			snprintf(dealloc, sizeof(dealloc), "DEALLOCATE ps%d", victim);
+			PGresult *r = PQexec(d->c, dealloc);
+			PQclear(r);
+		}
 		free(d->cache[victim].sql);
 		d->cache[victim].sql = NULL;
 	}
-	PGresult *r = PQprepare(d->c, name, sql, nparams, NULL);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		int rc = pg_err_res(d, r, err, "prepare");
-		PQclear(r);
-		return rc;
-	}
-	PQclear(r);
 	d->cache[victim].sql = ps_strdup(sql);
 	if (!d->cache[victim].sql)
 		return ps_err(err, PS_ERROR, "out of memory");
+	d->cache[victim].prepared = 0;
 	d->cache[victim].last_use = d->clock;
 	return PS_OK;
 }
@@ -234,7 +254,8 @@ static int pg_run(struct ps_db *db, const char *sql, const char *fmt, va_list ap
 	rc = get_stmt(d, sql, n, name, sizeof(name), err);
 	if (rc != PS_OK)
 		return rc;
-	PGresult *res = PQexecPrepared(d->c, name, n, vals, NULL, NULL, 0);
+	PGresult *res = name[0] ? PQexecPrepared(d->c, name, n, vals, NULL, NULL, 0)
+				: PQexecParams(d->c, sql, n, NULL, vals, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		rc = pg_err_res(d, res, err, "query");
@@ -326,7 +347,11 @@ int ps_db_open_pg(struct ps_db **out, const char *conninfo, struct ps_error *err
 		return ps_err(err, PS_ERROR, "out of memory");
 	}
 	d->base.engine = &pg_engine;
-	d->c = PQconnectdb(conninfo);
+	/* the server's notices are not errors: not even sent (the caller's own
+	 * options, later in the list, win); the name shows in pg_stat_activity */
+	static const char *const keys[] = { "options", "fallback_application_name", "dbname", NULL };
+	const char *const vals[] = { "-c client_min_messages=warning", "projstore", conninfo, NULL };
+	d->c = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(d->c) != CONNECTION_OK) {
 		char m[600];
 		snprintf(m, sizeof(m), "%s", PQerrorMessage(d->c));
@@ -335,11 +360,6 @@ int ps_db_open_pg(struct ps_db **out, const char *conninfo, struct ps_error *err
 		return ps_err(err, PS_ERROR, "cannot connect to the catalog (postgresql): %s", m);
 	}
 	PQsetNoticeProcessor(d->c, pg_notice, NULL);
-	int rc = pg_script(&d->base, "SET client_min_messages = warning", err);
-	if (rc != PS_OK) {
-		pg_close(&d->base);
-		return rc;
-	}
 	*out = &d->base;
 	return PS_OK;
 }
