@@ -13,6 +13,8 @@ if [ "${1:-}" = "--test" ]; then
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 	# sync over ssh: a real sshd on loopback, started by the tests
 	pkgs="$pkgs openssh-server openssh-client"
+	# a PostgreSQL catalog behind a connection pooler
+	pkgs="$pkgs pgbouncer"
 fi
 missing=""
 for p in $pkgs; do
