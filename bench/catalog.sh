@@ -9,7 +9,12 @@
 #
 # Also the in-process cost, without process start-up (bench/catlookup.c: one
 # open catalog, 5,000 lookups and 200 searches), and `projstore --version` as
-# the floor of any command.
+# the floor of any command.  With PostgreSQL, for comparison on the same
+# machine: /bin/true (the floor of any process), `psql -c` of the same lookup
+# (PostgreSQL's own client: process + libpq + a new server backend), `where`
+# through PgBouncer in session mode (when pgbouncer is installed: no new
+# backend per command; docs/CATALOG.md), and the same lookup through `projstore
+# serve` one request at a time (wrk, 1 connection: a front end's view).
 #
 # env: PROJECTS (20000), RUNS (200 for where, 50 for search), PROJSTORE (binary),
 #      ENGINES ("sqlite postgresql"), OUT (bench/results/catalog-DATE.txt)
@@ -27,7 +32,11 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 W=$(mktemp -d /tmp/projstore-bench-catalog.XXXXXX)
 chmod 755 "$W"
 PG_PID=
+PGB_PID=
+SERVE_PID=
 cleanup() {
+	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null
+	[ -n "$PGB_PID" ] && kill -INT "$PGB_PID" 2>/dev/null
 	if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
 		kill -INT "$PG_PID"
 		while kill -0 "$PG_PID" 2>/dev/null; do sleep 0.1; done
@@ -96,10 +105,73 @@ run_engine() {
 		"$CATLOOKUP" "$spec" 5000 200 7f3 | sed "s/^/$engine in-process: /" | tee -a "$OUT"
 	fi
 	if [ "$engine" = postgresql ]; then
+		pg_extras "$port" "$spec" "$id"
+	fi
+	if [ "$engine" = postgresql ]; then
 		kill -INT "$PG_PID"
 		while kill -0 "$PG_PID" 2>/dev/null; do sleep 0.1; done
 		PG_PID=
 	fi
+}
+
+# median seconds*1000 of a hyperfine export
+median_ms() { jq '.results[0].median * 1000' "$1"; }
+
+# pg_extras PORT SPEC ID: the comparisons of the header, for PostgreSQL
+pg_extras() {
+	local port=$1 spec=$2 id=$3 line
+	hyperfine -N -w 10 -r "$RUNS" --export-json "$W/true.json" /bin/true >/dev/null
+	hyperfine -N -w 10 -r "$RUNS" --export-json "$W/psql.json" \
+		"$PG_BIN/psql -X -A -t -h 127.0.0.1 -p $port -U postgres -d projstore -c \"SELECT host FROM projects WHERE id = '$id'\"" >/dev/null
+	line=$(printf 'postgresql  comparisons: /bin/true %.2f ms; psql -c of the same lookup %.2f ms' \
+		"$(median_ms "$W/true.json")" "$(median_ms "$W/psql.json")")
+	if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then
+		local pgb bport=$((port + 1))
+		pgb=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+		mkdir "$W/pgb"
+		cat >"$W/pgb/pgb.ini" <<INI
+[databases]
+projstore = host=127.0.0.1 port=$port dbname=projstore user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir =
+auth_type = trust
+auth_file = $W/pgb/users.txt
+pool_mode = session
+server_reset_query = DISCARD ALL
+ignore_startup_parameters = options
+logfile = $W/pgb/pgb.log
+pidfile = $W/pgb/pgb.pid
+INI
+		echo '"postgres" ""' >"$W/pgb/users.txt"
+		chown -R postgres: "$W/pgb"
+		(cd / && runuser -u postgres -- "$pgb" -d "$W/pgb/pgb.ini")
+		sleep 0.5
+		PGB_PID=$(cat "$W/pgb/pgb.pid")
+		local bspec="postgresql://postgres@127.0.0.1:$bport/projstore"
+		"$PROJSTORE" --catalog "$bspec" where "$id" >/dev/null
+		hyperfine -N -w 20 -r "$RUNS" --export-json "$W/where-pgb.json" \
+			"$PROJSTORE --catalog $bspec where $id" >/dev/null
+		line="$line; where through PgBouncer $(printf '%.2f' "$(median_ms "$W/where-pgb.json")") ms"
+		kill -INT "$PGB_PID"
+		PGB_PID=
+	fi
+	if command -v wrk >/dev/null; then
+		local tok url
+		tok=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+		(umask 077 && echo "read $tok" >"$W/tokens")
+		"$PROJSTORE" --catalog "$spec" serve --listen 127.0.0.1:0 --token-file "$W/tokens" >"$W/serve.out" 2>&1 &
+		SERVE_PID=$!
+		for _ in $(seq 1 100); do grep -q listening "$W/serve.out" && break; sleep 0.1; done
+		url=$(grep -o 'http://127.0.0.1:[0-9]*' "$W/serve.out" | head -n 1)
+		wrk -t1 -c1 -d5s --latency -H "Authorization: Bearer $tok" "$url/v1/projects/$id" >"$W/wrk1.txt"
+		line="$line; GET /v1/projects/{id} one at a time: median $(awk '$1 == "50%" { print $2 }' "$W/wrk1.txt"), p99 $(awk '$1 == "99%" { print $2 }' "$W/wrk1.txt")"
+		kill "$SERVE_PID"
+		wait "$SERVE_PID" 2>/dev/null || true
+		SERVE_PID=
+	fi
+	echo "$line" | tee -a "$OUT"
 }
 
 mkdir -p "$(dirname "$OUT")"

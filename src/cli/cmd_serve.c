@@ -54,7 +54,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	long l;
 	int c;
 	optind = 1;
-	o.catalog = getenv("PROJSTORE_CATALOG");
+	/* the global --catalog (before the command), else the environment */
+	o.catalog = cli->catalog && *cli->catalog ? cli->catalog : getenv("PROJSTORE_CATALOG");
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case OPT_LISTEN: o.listen = optarg; break;

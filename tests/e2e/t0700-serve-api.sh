@@ -339,4 +339,11 @@ test_expect_success 'bad token files, catalogs and addresses fail the start clea
 	serve_stop
 '
 
+test_expect_success 'the global --catalog option (before the command) reaches serve' '
+	test_expect_code 1 env -u PROJSTORE_CATALOG "$PROJSTORE" \
+		--catalog "postgresql://postgres@127.0.0.1:1/none?connect_timeout=2" \
+		serve --listen 127.0.0.1:0 --token-file tokens 2>err &&
+	test_grep "cannot connect to the catalog (postgresql)" err
+'
+
 test_done
