@@ -230,10 +230,16 @@ int ps_lock_refresh(struct ps_lock *l, struct ps_error *err)
 void ps_lock_release(struct ps_lock *l)
 {
 	struct lock_info li;
+	int rc = PS_ERROR;
 	if (!l)
 		return;
-	if (read_lock(l->s, l->path, &li, NULL, NULL) == PS_OK && !strcmp(li.host, ps_hostname()) &&
-	    li.pid == (long)getpid() && li.created == l->created)
+	/* a lock we cannot read back would stay until it expires (or, for a
+	 * live process, forever): a failure that may pass (out of memory, an
+	 * interrupted network read) is tried again; a missing file is gone */
+	for (int tries = 0; tries < 3 && rc != PS_OK && rc != PS_ENOTFOUND; tries++)
+		rc = read_lock(l->s, l->path, &li, NULL, NULL);
+	if (rc == PS_OK && !strcmp(li.host, ps_hostname()) && li.pid == (long)getpid() &&
+	    li.created == l->created)
 		l->s->be->ops->unlink(l->s->be, l->path, NULL);
 	ps_free(l);
 }
