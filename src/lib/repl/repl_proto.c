@@ -24,7 +24,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#define RBLOCK (64u << 10)
+#define RBLOCK (256u << 10)
+#define PIPE_BYTES (1 << 20)
 
 /* ------------------------------------------------------------ names */
 
@@ -531,6 +532,20 @@ void ps_conn_init(struct ps_conn *c, int rfd, int wfd, int timeout_ms, const cha
 	c->wfd = wfd;
 	c->timeout_ms = timeout_ms;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "peer");
+}
+
+void ps_conn_grow_pipes(struct ps_conn *c)
+{
+#ifdef F_SETPIPE_SZ
+	/* fails for a socket or a file, and beyond fs.pipe-max-size: then the
+	 * descriptor stays as it is */
+	if (c->rfd >= 0)
+		(void)fcntl(c->rfd, F_SETPIPE_SZ, PIPE_BYTES);
+	if (c->wfd >= 0)
+		(void)fcntl(c->wfd, F_SETPIPE_SZ, PIPE_BYTES);
+#else
+	(void)c;
+#endif
 }
 
 void ps_conn_release(struct ps_conn *c)

@@ -146,6 +146,10 @@ struct ps_conn {
 };
 void ps_conn_init(struct ps_conn *c, int rfd, int wfd, int timeout_ms, const char *peer);
 void ps_conn_release(struct ps_conn *c);
+/* Gives the descriptors pipe buffers of 1 MiB when they are pipes (ssh and
+ * sshd move a bulk stream in large pieces only when the pipes on both ends
+ * hold that much: with the default 64 KiB the stream crawls). */
+void ps_conn_grow_pipes(struct ps_conn *c);
 /* Writes out what is buffered. */
 int ps_conn_flush(struct ps_conn *c, struct ps_error *err);
 /* Flushes, then reads and decodes the next frame; *m points into the

@@ -696,6 +696,7 @@ static int spawn(struct remote_ep *r, const struct ps_ssh_url *u, const struct p
 		     o && o->io_timeout > 0 ? (int)(o->io_timeout * 1000 > 2e9 ? 2e9 : o->io_timeout * 1000)
 					    : 300000,
 		     r->ep.location);
+	ps_conn_grow_pipes(&r->c);
 	in[1] = out[0] = -1;
 done:
 	for (int i = 0; i < 2; i++) {

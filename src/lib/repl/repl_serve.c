@@ -455,6 +455,7 @@ int ps_serve_stdio(const char *location, int in_fd, int out_fd, ps_sync_log_fn l
 	sv.ctx = ctx;
 	signal(SIGPIPE, SIG_IGN);
 	ps_conn_init(&sv.c, in_fd, out_fd, -1, "the client");
+	ps_conn_grow_pipes(&sv.c);
 	/* HELLO first, then the store: a client is told why a store cannot be
 	 * opened in a frame it understands */
 	ps_error_clear(&e);
