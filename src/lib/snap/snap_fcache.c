@@ -24,6 +24,7 @@
  *     dir: id[32]      other: uv target length, target
  *   and a trailing SHA-256 of everything before it.
  * A cache that fails to parse is ignored: the save then reads everything.
+ * It is replaced atomically but not fsynced (a cache: see ps_fcache_commit).
  */
 #define _GNU_SOURCE
 #include "snap_int.h"
@@ -365,8 +366,11 @@ int ps_fcache_commit(struct ps_fcache *c, struct ps_error *err)
 	if (slash)
 		*slash = 0;
 	rc = ps_mkdirs(dir, 0700, err);
+	/* not fsynced: a cache lost in a crash costs a full read; an older one
+	 * surviving is still right (it is keyed by the stat values, and its ids
+	 * are checked against the index); a torn one fails the checksum */
 	if (!rc)
-		rc = ps_write_file_atomicv(c->path, iov, 3, err);
+		rc = ps_write_file_atomicv_nosync(c->path, iov, 3, err);
 	return rc;
 }
 

@@ -10,7 +10,7 @@
  * A ref is text, one "key value" per line, ending with a "checksum" line that
  * holds the SHA-256 of the lines before it (docs/FORMAT.md lists the keys).
  * Publishing a snapshot writes its .snap file (temp, fsync, rename, fsync dir)
- * and then rewrites the list (same protocol).  A reader compares the list with
+ * and then rewrites the list (temp, rename; not fsynced: it is a cache).  A reader compares the list with
  * the directory: refs missing from the list are read one by one, entries whose
  * .snap is gone are dropped, and the list is rewritten, so a crash between the
  * two steps or two writers racing can never hide or resurrect a snapshot.
@@ -269,8 +269,12 @@ static int write_list(struct ps_store *s, const char *project, const struct ps_s
 			return ps_err(err, PS_ERROR, "out of memory");
 		}
 	snprintf(path, sizeof(path), "projects/%s/snapshots", project);
+	/* not fsynced: the list is a cache of the refs, reconciled with snaps/
+	 * on every read, and a torn one fails its entries' checksums and is
+	 * rebuilt (docs/FORMAT.md, "Snapshot ref") */
 	if (n)
-		rc = ps_be_write_atomic(s->be, path, b.data ? (void *)b.data : (void *)"", b.len, err);
+		rc = ps_be_write_atomic_nosync(s->be, path, b.data ? (void *)b.data : (void *)"",
+					       b.len, err);
 	else
 		s->be->ops->unlink(s->be, path, NULL);
 	ps_buf_release(&b);

@@ -63,6 +63,13 @@ struct ps_backend_ops {
 	int (*list)(struct ps_backend *be, const char *dir, ps_list_fn fn, void *ctx,
 		    struct ps_error *err);
 	void (*free)(struct ps_backend *be);
+	/* Optional (NULL: ps_be_rename_nosync and ps_be_link_nosync use rename
+	 * and link): as rename and link, without the directory fsync. Only for
+	 * files whose loss in a crash costs nothing but time (caches, locks). */
+	int (*rename_nosync)(struct ps_backend *be, const char *from, const char *to,
+			     struct ps_error *err);
+	int (*link_nosync)(struct ps_backend *be, const char *from, const char *to,
+			   struct ps_error *err);
 };
 
 struct ps_backend {
@@ -129,6 +136,18 @@ int ps_be_read_all(struct ps_backend *be, const char *path, size_t max, void **o
 /* Writes data to tmp path, fsyncs, renames to `path`. */
 int ps_be_write_atomic(struct ps_backend *be, const char *path, const void *data,
 		       size_t len, struct ps_error *err);
+/* rename / link without the directory fsync where the backend can (above). */
+int ps_be_rename_nosync(struct ps_backend *be, const char *from, const char *to,
+			struct ps_error *err);
+int ps_be_link_nosync(struct ps_backend *be, const char *from, const char *to,
+		      struct ps_error *err);
+/* As ps_be_write_atomic but nothing is fsynced: the file appears whole or
+ * not at all to readers, but a crash may lose it or leave an older version
+ * or (on some filesystems) an empty or partial file under the final name.
+ * Only for caches whose readers check what they read (checksums) and can
+ * rebuild them. */
+int ps_be_write_atomic_nosync(struct ps_backend *be, const char *path, const void *data,
+			      size_t len, struct ps_error *err);
 /* Writes a temp name unique to this process: "<dir>/.tmp-<host>-<pid>-<rnd>". */
 void ps_be_tmp_name(const char *dir, char *buf, size_t len);
 #endif

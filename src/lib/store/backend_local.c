@@ -177,6 +177,25 @@ static int l_link(struct ps_backend *be, const char *from, const char *to,
 	return l_fsync_dir(be, dir, err);
 }
 
+static int l_rename_nosync(struct ps_backend *be, const char *from, const char *to,
+			   struct ps_error *err)
+{
+	if (renameat(L(be)->root_fd, from, L(be)->root_fd, to))
+		return ps_err_sys(err, "cannot rename '%s' to '%s' in store", from, to);
+	return PS_OK;
+}
+
+static int l_link_nosync(struct ps_backend *be, const char *from, const char *to,
+			 struct ps_error *err)
+{
+	if (linkat(L(be)->root_fd, from, L(be)->root_fd, to, 0)) {
+		if (errno == EEXIST)
+			return ps_err(err, PS_EEXISTS, "'%s' exists in store", to);
+		return ps_err_sys(err, "cannot link '%s' in store", to);
+	}
+	return PS_OK;
+}
+
 static int l_unlink(struct ps_backend *be, const char *path, struct ps_error *err)
 {
 	if (unlinkat(L(be)->root_fd, path, 0)) {
@@ -245,6 +264,7 @@ static void l_free(struct ps_backend *be)
 static const struct ps_backend_ops local_ops = {
 	"local", l_open_read, l_create_excl, l_pread, l_write, l_fsync, l_fstat, l_close,
 	l_stat, l_rename, l_link, l_unlink, l_mkdir, l_rmdir, l_fsync_dir, l_list, l_free,
+	l_rename_nosync, l_link_nosync,
 };
 
 int ps_backend_local_open(struct ps_backend **out, const char *path, struct ps_error *err)
@@ -312,6 +332,42 @@ void ps_be_tmp_name(const char *dir, char *buf, size_t len)
 	ps_random_bytes(&rnd, sizeof(rnd));
 	snprintf(buf, len, "%s/.tmp-%s-%s-%d-%08x", dir, ps_hostname(), ps_boot_id(),
 		 (int)getpid(), rnd);
+}
+
+int ps_be_rename_nosync(struct ps_backend *be, const char *from, const char *to,
+			struct ps_error *err)
+{
+	if (be->ops->rename_nosync)
+		return be->ops->rename_nosync(be, from, to, err);
+	return be->ops->rename(be, from, to, err);
+}
+
+int ps_be_link_nosync(struct ps_backend *be, const char *from, const char *to,
+		      struct ps_error *err)
+{
+	if (be->ops->link_nosync)
+		return be->ops->link_nosync(be, from, to, err);
+	return be->ops->link(be, from, to, err);
+}
+
+int ps_be_write_atomic_nosync(struct ps_backend *be, const char *path, const void *data,
+			      size_t len, struct ps_error *err)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	struct ps_bfile *f = NULL;
+	int rc;
+	parent_of(path, dir, sizeof(dir));
+	ps_be_tmp_name(dir, tmp, sizeof(tmp));
+	rc = be->ops->create_excl(be, tmp, &f, err);
+	if (rc)
+		return rc;
+	rc = be->ops->write(f, data, len, err);
+	be->ops->close(f);
+	if (!rc)
+		rc = ps_be_rename_nosync(be, tmp, path, err);
+	if (rc)
+		be->ops->unlink(be, tmp, NULL);
+	return rc;
 }
 
 int ps_be_write_atomic(struct ps_backend *be, const char *path, const void *data,

@@ -20,6 +20,14 @@
  * Holders of long saves call ps_lock_refresh() to push the expiry forward:
  * it publishes a new lock file with rename() only if the current file is
  * still theirs.
+ *
+ * Nothing here is fsynced (neither the lock file nor the directory after the
+ * link or rename).  A lock only matters while its holder runs, and the
+ * namespace is coherent between running processes without fsync (on a
+ * local file system and through GlusterFS alike).  A crash that could lose
+ * or tear an unsynced lock also ends its holder: a lock from an earlier boot
+ * is stale, a vanished one was its holder's only, and a torn (empty or
+ * partial) one parses as damaged and is treated as expired.
  */
 #define _GNU_SOURCE
 #include "store_int.h"
@@ -99,8 +107,6 @@ static int write_lock_tmp(struct ps_lock *l, char *tmp, size_t tmplen, struct ps
 	if (rc)
 		return rc;
 	rc = be->ops->write(f, text, (size_t)n, err);
-	if (!rc)
-		rc = be->ops->fsync(f, err);
 	be->ops->close(f);
 	if (rc)
 		be->ops->unlink(be, tmp, NULL);
@@ -173,7 +179,7 @@ int ps_lock_acquire(struct ps_store *s, const char *name, double timeout, double
 		rc = write_lock_tmp(l, tmp, sizeof(tmp), err);
 		if (rc)
 			goto fail;
-		rc = s->be->ops->link(s->be, tmp, l->path, err);
+		rc = ps_be_link_nosync(s->be, tmp, l->path, err);
 		s->be->ops->unlink(s->be, tmp, NULL);
 		if (rc == PS_OK) {
 			*out = l;
@@ -221,7 +227,7 @@ int ps_lock_refresh(struct ps_lock *l, struct ps_error *err)
 	rc = write_lock_tmp(l, tmp, sizeof(tmp), err);
 	if (rc)
 		return rc;
-	rc = l->s->be->ops->rename(l->s->be, tmp, l->path, err);
+	rc = ps_be_rename_nosync(l->s->be, tmp, l->path, err);
 	if (rc)
 		l->s->be->ops->unlink(l->s->be, tmp, NULL);
 	return rc;

@@ -616,7 +616,22 @@ int ps_write_file_atomic(const char *path, const void *data, size_t len, struct 
 	return ps_write_file_atomicv(path, &iov, 1, err);
 }
 
+static int write_file_atomicv(const char *path, const struct iovec *iov, int niov, int sync,
+			      struct ps_error *err);
+
 int ps_write_file_atomicv(const char *path, const struct iovec *iov, int niov, struct ps_error *err)
+{
+	return write_file_atomicv(path, iov, niov, 1, err);
+}
+
+int ps_write_file_atomicv_nosync(const char *path, const struct iovec *iov, int niov,
+				 struct ps_error *err)
+{
+	return write_file_atomicv(path, iov, niov, 0, err);
+}
+
+static int write_file_atomicv(const char *path, const struct iovec *iov, int niov, int sync,
+			      struct ps_error *err)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	char *slash;
@@ -635,7 +650,7 @@ int ps_write_file_atomicv(const char *path, const struct iovec *iov, int niov, s
 			unlink(tmp);
 			return rc;
 		}
-	if (fsync(fd)) {
+	if (sync && fsync(fd)) {
 		rc = ps_err_sys(err, "cannot write '%s'", tmp);
 		close(fd);
 		unlink(tmp);
@@ -647,6 +662,8 @@ int ps_write_file_atomicv(const char *path, const struct iovec *iov, int niov, s
 		unlink(tmp);
 		return rc;
 	}
+	if (!sync)
+		return PS_OK;
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (slash == dir)

@@ -139,6 +139,11 @@ int ps_read_file(const char *path, size_t max, struct ps_buf *out, struct ps_err
 int ps_write_file_atomic(const char *path, const void *data, size_t len, struct ps_error *err);
 /* The same for data in several pieces (no copy into one buffer). */
 int ps_write_file_atomicv(const char *path, const struct iovec *iov, int n, struct ps_error *err);
+/* The same without any fsync: readers see the old file or the new one whole,
+ * but a crash may lose it or leave it empty or partial. Only for caches that
+ * carry a checksum and can be rebuilt. */
+int ps_write_file_atomicv_nosync(const char *path, const struct iovec *iov, int n,
+				 struct ps_error *err);
 /* mkdir -p */
 int ps_mkdirs(const char *path, unsigned mode, struct ps_error *err);
 /* Writes all bytes to fd, retrying short writes. */
