@@ -133,8 +133,9 @@ const struct command ps_commands[] = {
 	  "host add NAME --root DIR [--store URL] [--datacenter DC] [--capacity N] | host state NAME STATE",
 	  "Register a compute host in the catalog (or change it: adding an existing name updates it).\n"
 	  "  --root DIR          where the host's agent keeps working copies (ROOT/PROJECT)\n"
-	  "  --store URL         the store the host uses (default: the agent's own --store)\n"
-	  "  --datacenter DC     its datacenter (moves across datacenters sync first)\n"
+	  "  --store URL         the store the host uses (default: the agent's own --store); a move\n"
+	  "                      to a host with another store syncs the project's snapshots there first\n"
+	  "  --datacenter DC     its datacenter (shown, and named in the sync events of moves)\n"
 	  "  --capacity N        most projects it takes (default 0 = no limit)\n"
 	  "'host state NAME up|draining|disabled': draining and disabled hosts take no new projects;\n"
 	  "a disabled host counts as down (its projects can be opened elsewhere).\n"
@@ -266,6 +267,11 @@ const struct command ps_commands[] = {
 	  "default 30, or disabled) NAME takes the move over and deploys the newest snapshot in\n"
 	  "the store. A project that is not deployed is opened on NAME. Of two moves of one\n"
 	  "project at the same time exactly one is accepted; the other exits 9.\n"
+	  "When NAME's store (host add --store URL) is not the old host's, the old host first syncs\n"
+	  "the project's snapshots to it, after its last save and under the project's lease; if that\n"
+	  "fails, the move fails and the project stays deployed on the old host. A takeover syncs\n"
+	  "from the old host's store, and is refused when that store cannot be read and has newer\n"
+	  "snapshots than NAME's.\n"
 	  "Exit as for open.\n" },
 	{ "run", cmd_run, "run PROJECT [--root DIR] [--host NAME] [--cwd DIR] [--env NAME=VALUE]... [--] COMMAND [ARG...]",
 	  "Run COMMAND in PROJECT's sandbox, on the host where it is deployed (as root): as the\n"

@@ -8,6 +8,8 @@
  *   agent_root.c  the host's root directory: the agent lock, leftovers,
  *                 removal of working copies, quarantine, reconciliation
  *   agent_log.c   the log (rotated by size) and error helpers
+ *   agent_sync.c  a move between hosts with different stores: the
+ *                 project's snapshots synced to the new host's store first
  *
  * Threads: the main thread owns `struct agent` except the fields under
  * a->lock (the job list and counters, which job threads update when they
@@ -175,5 +177,39 @@ void agent_host_tick(struct agent *a);
 
 /* agent_ops.c */
 void *agent_job_main(void *arg);
+/* renews the job's lease when a third of it has passed (sets lease_lost
+ * when another owner has it) */
+void job_renew(struct job *j);
+/* the operation's phase and bytes (JOB_OP only; < 0 = unchanged) */
+void job_phase(struct job *j, const char *phase, int64_t done, int64_t total);
+/* an event on the job's project, also logged */
+void job_event(struct job *j, const char *kind, int error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* PROJSTORE_AGENT_PAUSE=POINT:SECONDS (tests): sleeps there, keeping the lease */
+void test_pause(struct job *j, const char *point);
+
+/* agent_sync.c */
+/* What a sync before a move did. */
+struct agent_sync_out {
+	int synced;                           /* 1: the stores differ and a sync ran to its end */
+	uint64_t snapshots;                   /* snapshots copied */
+	uint64_t bytes;                       /* their stored bytes sent */
+	char src_label[200], dst_label[200];  /* "URL (datacenter)" for messages */
+};
+/* The store of host `name` as registered (hosts.store_url, "" = none
+ * registered: the host uses the store its agent was started with, taken to be
+ * ours) and its datacenter. */
+int agent_host_store(struct job *j, const char *name, char *url, size_t ulen, char *dc,
+		     size_t dlen, struct ps_error *err);
+/* Copies the snapshots of j->project that the store at `dst` lacks from the
+ * one at `src` (ps_sync of one project) while the job keeps its lease, and
+ * records it: the catalog's syncs table, an event ("synced N snapshots from
+ * store X to Y before the move"), the operation's phase and bytes.
+ * Two locations that turn out to name one store are no error (out->synced
+ * stays 0).  Fails (message in err) when the sync cannot run, the newest
+ * snapshot of the project in `src` is not in `dst` afterwards (damage, a
+ * lock), or the lease was lost meanwhile. */
+int agent_sync_project(struct job *j, const char *src, const char *src_dc, const char *dst,
+		       const char *dst_dc, struct agent_sync_out *out, struct ps_error *err);
 
 #endif

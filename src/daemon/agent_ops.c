@@ -58,7 +58,7 @@ static int job_lease(struct job *j, struct ps_error *err)
 }
 
 /* renews the lease when a third of it has passed */
-static void job_renew(struct job *j)
+void job_renew(struct job *j)
 {
 	struct agent *a = j->a;
 	struct ps_error err;
@@ -94,11 +94,12 @@ static void job_unlease(struct job *j)
  * Tests stop an agent at a chosen step to kill it there:
  * PROJSTORE_AGENT_PAUSE=POINT:SECONDS sleeps (renewing the lease) at POINT:
  * "save" (before every save), "move-saving" (old host, before its first
- * save), "move-handoff" (old host,
- * saved, location empty, before the handoff), "restore" (new host, first
- * progress of the restore), "restored" (complete copy, before publishing).
+ * save), "move-sync" (old host, saved, location empty, before the sync to
+ * another store), "move-handoff" (old host, saved and synced, location
+ * empty, before the handoff), "restore" (new host, first progress of the
+ * restore), "restored" (complete copy, before publishing).
  */
-static void test_pause(struct job *j, const char *point)
+void test_pause(struct job *j, const char *point)
 {
 	const char *e = getenv("PROJSTORE_AGENT_PAUSE");
 	size_t n = strlen(point);
@@ -120,7 +121,7 @@ static void test_pause(struct job *j, const char *point)
 	}
 }
 
-static void job_phase(struct job *j, const char *phase, int64_t done, int64_t total)
+void job_phase(struct job *j, const char *phase, int64_t done, int64_t total)
 {
 	struct ps_error err;
 	j->phase = phase;
@@ -160,9 +161,7 @@ static void job_warn_cb(void *ctx, const char *path, const char *msg)
 
 /* ------------------------------------------------------------ catalog helpers */
 
-static void job_event(struct job *j, const char *kind, int error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void job_event(struct job *j, const char *kind, int error, const char *fmt, ...)
+void job_event(struct job *j, const char *kind, int error, const char *fmt, ...)
 {
 	char detail[PS_CAT_TEXT_MAX];
 	struct ps_error err;
@@ -318,6 +317,79 @@ static int make_empty_home(struct job *j, int64_t uid, struct ps_error *err)
 	}
 	close(rfd);
 	return rc;
+}
+
+/* 1 when this host's store has snapshot `name` of the job's project */
+static int store_has(struct job *j, const char *name)
+{
+	struct ps_snapshot_info *v = NULL;
+	size_t n = 0;
+	struct ps_error err;
+	int found = 0;
+	ps_error_clear(&err);
+	if (ps_snapshot_list(j->store, j->project, &v, &n, &err))
+		return 0;
+	for (size_t i = 0; i < n && !found; i++)
+		found = !strcmp(v[i].name, name);
+	free(v);
+	return found;
+}
+
+/*
+ * A move taken over from a host that is down, whose store is not this
+ * host's (another datacenter): its snapshots are synced from there first.
+ * When that store cannot be read, the deploy goes on only if this store has
+ * the newest snapshot the catalog knows of the project; otherwise it is
+ * refused (an event says why), the placement is left as it was (the old
+ * host serves the project again when it is back) and the operation fails.
+ * Called under the lease, before the handoff (*synced = 1 when it synced).
+ */
+static int takeover_sync(struct job *j, const struct ps_cat_project *p, const char *old,
+			 int *synced)
+{
+	struct agent *a = j->a;
+	struct agent_sync_out so;
+	struct ps_error err, e2;
+	char url[PS_CAT_TEXT_MAX], dc[PS_CAT_ID_MAX + 1], mine[PS_CAT_TEXT_MAX],
+		mydc[PS_CAT_ID_MAX + 1];
+	int rc;
+	ps_error_clear(&err);
+	*synced = 0;
+	if (agent_host_store(j, old, url, sizeof(url), dc, sizeof(dc), &err) || !url[0] ||
+	    !strcmp(url, a->store))
+		return PS_OK; /* unknown or the same store: as before */
+	if (agent_host_store(j, a->host, mine, sizeof(mine), mydc, sizeof(mydc), &err))
+		mydc[0] = 0;
+	rc = agent_sync_project(j, url, dc, a->store, mydc, &so, &err);
+	/* the sync wrote into this store through handles of its own */
+	ps_error_clear(&e2);
+	if (ps_store_refresh(j->store, &e2))
+		alog(a, "%s: cannot refresh the store handle: %s", j->project, e2.msg);
+	if (rc == PS_OK) {
+		*synced = so.synced;
+		return PS_OK;
+	}
+	if (!p->last_snapshot[0] || store_has(j, p->last_snapshot)) {
+		job_event(j, "sync-failed", 1,
+			  "%s; this store has the newest snapshot the catalog knows (%s): deploying "
+			  "from it",
+			  err.msg, p->last_snapshot[0] ? p->last_snapshot : "none");
+		return PS_OK;
+	}
+	job_event(j, "move-refused", 1,
+		  "not taken over by %s: %s; the newest snapshot (%s) is only in store %s, and "
+		  "deploying an older one would fork the history; the project stays with %s; move it "
+		  "again once that store answers",
+		  a->host, err.msg, p->last_snapshot, so.src_label, old);
+	/* placement as it was: a location naming the old host stays (it
+	 * serves the project when it is back), an empty one means stored */
+	ps_error_clear(&e2);
+	if (set_state(j, p->host, p->host[0] ? "deployed" : "stored", &e2))
+		alog(a, "%s: cannot restore the placement: %s", j->project, e2.msg);
+	job_finish(j, 0, "move of %s refused: its newest snapshot %s is only in store %s (%s), "
+			 "which cannot be read: %s",
+		   j->project, p->last_snapshot, so.src_label, old, err.msg);
+	return PS_ERROR;
 }
 
 /* open, the new host's part of a move, and a move taken over */
@@ -588,6 +660,32 @@ static enum job_outcome do_close(struct job *j)
 	return OUT_OK;
 }
 
+/* The old host's part of a move to a host with another store: syncs the
+ * project's snapshots from this host's store to the target's (agent_sync.c).
+ * 0 when done or not needed, else the reason in why. */
+static int move_sync_out(struct job *j, const char *to, char *why, size_t wl)
+{
+	struct agent *a = j->a;
+	struct agent_sync_out so;
+	struct ps_error err;
+	char url[PS_CAT_TEXT_MAX], dc[PS_CAT_ID_MAX + 1], mine[PS_CAT_TEXT_MAX],
+		mydc[PS_CAT_ID_MAX + 1];
+	int rc;
+	ps_error_clear(&err);
+	if ((rc = agent_host_store(j, to, url, sizeof(url), dc, sizeof(dc), &err))) {
+		snprintf(why, wl, "cannot read host %s: %s", to, err.msg);
+		return rc;
+	}
+	if (!url[0] || !strcmp(url, a->store))
+		return PS_OK; /* one store for both */
+	if (agent_host_store(j, a->host, mine, sizeof(mine), mydc, sizeof(mydc), &err))
+		mydc[0] = 0;
+	rc = agent_sync_project(j, a->store, mydc, url, dc, &so, &err);
+	if (rc)
+		snprintf(why, wl, "%s", err.msg);
+	return rc;
+}
+
 static enum job_outcome do_move_out(struct job *j)
 {
 	struct agent *a = j->a;
@@ -623,6 +721,18 @@ static enum job_outcome do_move_out(struct job *j)
 		describe_save(&si, saved, sizeof(saved));
 	else
 		snprintf(saved, sizeof(saved), "saved before");
+	/* the new host's store is another datacenter's: the snapshots go there
+	 * now, still under the lease and with the location empty, so that no
+	 * save comes between the last one here and the new host's restore */
+	test_pause(j, "move-sync");
+	if ((rc = move_sync_out(j, to, why, sizeof(why)))) {
+		ps_error_clear(&err);
+		if (set_state(j, me, "deployed", &err))
+			alog(a, "%s: cannot roll back to deployed: %s", j->project, err.msg);
+		job_finish(j, 0, "%s; the project stays deployed on %s", why, me);
+		job_unlease(j);
+		return OUT_FAILED;
+	}
 	test_pause(j, "move-handoff");
 	/* nothing of the project runs here any more before the new host may
 	 * start it: processes, cgroup, network and user go now; the working
@@ -652,9 +762,10 @@ static enum job_outcome do_takeover(struct job *j)
 {
 	struct agent *a = j->a;
 	struct ps_cat_host h;
+	struct ps_cat_project p;
 	struct ps_error err;
 	char old[PS_CAT_ID_MAX + 1], age[64] = "never";
-	int rc;
+	int rc, synced = 0;
 	agent_copy(old, sizeof(old), j->op.host);
 	ps_error_clear(&err);
 	rc = ps_cat_host_get(j->cat, old, &h, &err);
@@ -667,14 +778,35 @@ static enum job_outcome do_takeover(struct job *j)
 		else
 			ps_format_age(h.last_heartbeat * 1000, ps_cat_now() * 1000, age, sizeof(age));
 	}
+	int disabled = rc == PS_OK && !strcmp(h.state, "disabled");
+	/* the old host's lease must have run out; from here on it cannot
+	 * publish anything, and no other host takes the move meanwhile */
+	if ((rc = job_lease(j, &err))) {
+		snprintf(j->result, sizeof(j->result), "waiting for the lease: %s", err.msg);
+		return OUT_RETRY;
+	}
+	if ((rc = ps_cat_project_get(j->cat, j->project, &p, &err))) {
+		snprintf(j->result, sizeof(j->result), "%s", err.msg);
+		job_unlease(j);
+		return OUT_RETRY;
+	}
+	/* another store: synced before the handoff, so that a crash during the
+	 * sync leaves the move with the old host, to be taken over again */
+	if ((rc = takeover_sync(j, &p, old, &synced))) {
+		job_unlease(j);
+		return OUT_FAILED;
+	}
 	rc = ps_cat_op_handoff(j->cat, j->op.id, old, a->host, "taking over", &err);
-	if (rc)
+	if (rc) {
+		job_unlease(j);
 		return OUT_SKIPPED; /* someone acted first */
+	}
 	agent_copy(j->op.host, sizeof(j->op.host), a->host);
 	job_event(j, "move-takeover", 1,
 		  "host %s is down (last heartbeat %s%s): %s takes the move over and deploys the newest "
-		  "snapshot in the store; changes on %s after its last save are not in it",
-		  old, age, rc == PS_OK && !strcmp(h.state, "disabled") ? ", disabled" : "", a->host, old);
+		  "snapshot in %s; changes on %s after its last save are not in it",
+		  old, age, disabled ? ", disabled" : "", a->host,
+		  synced ? "the store, synced from the old host's store first" : "the store", old);
 	return do_deploy(j);
 }
 
