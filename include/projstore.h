@@ -161,8 +161,9 @@ struct ps_save_opts {
 	void *cb_ctx;
 	int skip_unchanged;        /* publish nothing when the tree and the root's own
 				      metadata equal the newest snapshot's */
+	struct ps_save_batch *batch; /* NULL, or group commit: see ps_save_batch_new */
 };
-#define PS_SAVE_OPTS_INIT { -1, -1, NULL, NULL, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0 }
+#define PS_SAVE_OPTS_INIT { -1, -1, NULL, NULL, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, NULL }
 
 /* Snapshots `dir` as the newest version of `project`. On success (PS_OK)
  * `*out` describes the new snapshot; entries skipped because they could not be
@@ -173,6 +174,33 @@ struct ps_save_opts {
 int ps_save(struct ps_store *store, const char *project, const char *dir,
 	    const struct ps_save_opts *opts, struct ps_snapshot_info *out,
 	    struct ps_error *err);
+
+/* Group commit of several saves made one after the other through one store
+ * handle (projstore migrate: many small projects). A save given opts->batch
+ * does all its work but makes nothing durable or visible: it keeps its
+ * project lock and adds itself to the batch, and *out describes the snapshot
+ * the commit will publish (or, with skip_unchanged, the newest one, with
+ * out->unchanged = 1). ps_save_batch_commit then finishes the open pack and
+ * publishes one index segment for every object of the batch (one set of
+ * fsyncs instead of one per save), then each save's ref in order, then
+ * releases the locks. The publication order of a save (packs, segment, ref)
+ * is kept, so a crash leaves each snapshot of the batch complete or absent.
+ * Until its commit a save of a batch is not a snapshot. */
+struct ps_save_batch;
+int ps_save_batch_new(struct ps_save_batch **out, struct ps_error *err);
+/* Saves in the batch not yet committed. */
+size_t ps_save_batch_count(const struct ps_save_batch *b);
+/* Commits the batch (the saves added since the last commit, in order):
+ * results[i] gets PS_OK or the error code of the i-th (the caller sizes it
+ * with ps_save_batch_count), err the first error. Returns PS_OK when every
+ * save was published. The batch is empty afterwards, whatever happened.
+ * After a failed commit the handle should be freed (its writes were
+ * dropped). */
+int ps_save_batch_commit(struct ps_store *store, struct ps_save_batch *b, int *results,
+			 struct ps_error *err);
+/* Frees the batch; saves still in it are dropped (nothing published, locks
+ * released). */
+void ps_save_batch_free(struct ps_store *store, struct ps_save_batch *b);
 
 /* ---------------------------------------------------------------- restore */
 

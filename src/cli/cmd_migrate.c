@@ -28,6 +28,16 @@
  *      snapshot publishes nothing), the catalog's facts, result and event,
  *      `maintenance` off and `migrated` on, lease released, marker written.
  *
+ * Group commit.  A worker's saves join a batch (ps_save with opts.batch):
+ * each does all its work and keeps its project lock, but nothing is durable
+ * or published until the batch's commit, which fsyncs one pack and one
+ * index segment for all of them and then publishes their refs.  After it
+ * saves a project the worker tells the parent ("D <n>"), takes the next one,
+ * and commits when the batch is full (--batch), 2 s old, or no project comes
+ * within 100 ms; only then does each project get step 4's catalog end and
+ * its marker, and its result ("R <n> ...").  A small project's save so costs
+ * the fsyncs of its ref alone instead of also those of a pack and a segment.
+ *
  * The marker is written last (temp file + fsync + rename), after the save
  * and the catalog.  A kill anywhere before leaves the old marker (or none)
  * and the project in maintenance; the rerun saves again, and skip_unchanged
@@ -64,6 +74,9 @@
 #define MIG_SKIPPED_LIST 50         /* skipped entries listed per project */
 #define MIG_LEASE_US (4LL * 3600 * 1000000) /* lease while importing */
 #define MIG_MARKER_VERSION 1
+#define MIG_BATCH_DEFAULT 16        /* saves per group commit */
+#define MIG_BATCH_MS 2000           /* a batch older than this is committed */
+#define MIG_BATCH_WAIT_MS 100       /* a batch is committed when no next project comes */
 
 enum { ID_DIRNAME, ID_INFO_JSON };
 enum { ST_TODO, ST_IMPORTED, ST_UNCHANGED, ST_FAILED };
@@ -82,6 +95,7 @@ struct mig {
 	char *src_real;             /* its real path */
 	int jobs;                   /* worker processes */
 	int threads;                /* worker threads of each save */
+	int batch_max;              /* saves per group commit (1: none) */
 	long uid, gid;
 	uint64_t quota;
 	int set_quota;
@@ -666,6 +680,11 @@ struct wctx {
 	json_t *skipped;
 	uint64_t nskipped;
 	uint64_t processed;         /* bytes the save went through so far */
+	struct ps_save_batch *batch; /* saves waiting for one group commit */
+	struct imp **held;          /* their imports, in batch order */
+	size_t nheld;
+	int64_t batch_t0;           /* when the first of them started */
+	int in_flush, drop_store;
 };
 
 static void w_progress(void *ctx, const char *phase, uint64_t fd, uint64_t ft, uint64_t bd,
@@ -788,99 +807,216 @@ static int catalog_end(struct wctx *w, struct ps_store *s, const struct proj *p,
 	return ps_cat_migrate_end(w->cat, p->id, w->m->lease_owner, &im, err);
 }
 
-/* Imports project p (number idx); returns the result object. */
-static json_t *import_one(struct wctx *w, struct proj *p)
+/* One import in work. A save that joined the worker's batch waits here for
+ * the batch's commit before its catalog end and marker (import_finish). */
+struct imp {
+	struct proj *p;
+	size_t idx;
+	json_t *r;
+	struct ps_snapshot_info si;
+	struct ps_snapshot_info *snaps;
+	size_t nsnaps;
+	char digest[65], options[65], source[65];
+	char *dir, *real, *reason;
+	const char *status;
+	int in_catalog, begun, saved;
+	int64_t t0;
+	json_t *skipped;            /* the save's skipped entries (w->skipped) */
+	uint64_t nskipped, processed;
+};
+
+static void imp_free(struct imp *im)
+{
+	free(im->snaps);
+	free(im->real);
+	free(im->dir);
+	free(im->reason);
+	json_decref(im->r);
+	json_decref(im->skipped);
+	free(im);
+}
+
+/* After the save is durable and published: the catalog's end of the import
+ * and the marker. */
+static void import_after_save(struct wctx *w, struct imp *im)
 {
 	struct mig *m = w->m;
+	struct proj *p = im->p;
+	struct ps_error err;
+	struct marker nm;
+	char msg[PS_CAT_TEXT_MAX + 64];
+	im->saved = 1;
+	if (catalog_end(w, w->store, p, im->nsnaps, &im->si, &err)) {
+		im->reason = xasprintf("saved as %s, but catalog: %s", im->si.name, err.msg);
+		return;
+	}
+	memset(&nm, 0, sizeof(nm));
+	snprintf(nm.state, sizeof(nm.state), "done");
+	memcpy(nm.source, im->source, sizeof(im->source));
+	memcpy(nm.options, im->options, sizeof(im->options));
+	memcpy(nm.digest, im->digest, sizeof(im->digest));
+	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", im->si.name);
+	nm.errors = im->si.errors;
+	if (marker_write(m, p->id, &nm, msg, sizeof(msg))) {
+		im->reason = xasprintf("saved as %s, but %s", im->si.name, msg);
+		return;
+	}
+	im->status = im->si.unchanged ? "unchanged" : "imported";
+}
+
+static void flush_batch(struct wctx *w);
+
+/* The end of an import, whatever happened: the catalog is told of a
+ * failure, and the result object is made (and returned). */
+static json_t *import_result(struct wctx *w, struct imp *im)
+{
+	struct mig *m = w->m;
+	struct proj *p = im->p;
+	struct ps_error e2;
+	json_t *r = im->r;
+	/* Before the begin, and after a save that failed (it published
+	 * nothing), maintenance is cleared; once a save published, it stays
+	 * until a rerun finishes the project: it tells that run that the
+	 * newest snapshot is this import's. Before the begin it is not ours
+	 * to clear unless we hold the lease (a killed run of ours). */
+	if (im->reason && w->cat && p->id[0] &&
+	    ps_cat_migrate_fail(w->cat, p->id, m->lease_owner, m->actor, im->reason,
+				im->begun ? im->saved : 1, &e2)) {
+		/* the catalog itself may be what failed (a PostgreSQL server
+		 * restarted): the next project opens a new connection */
+		ps_catalog_close(w->cat);
+		w->cat = NULL;
+	}
+	json_object_set_new(r, "status", json_string(im->reason ? "failed" : im->status));
+	if (im->reason) {
+		json_object_set_new(r, "reason", json_string(im->reason));
+		if (!json_object_get(r, "reason"))   /* not UTF-8 */
+			json_object_set_new(r, "reason", cli_json_bytes(im->reason, strlen(im->reason)));
+	}
+	if (!im->reason) {
+		struct ps_snapshot_info *si = &im->si;
+		json_object_set_new(r, "snapshot", json_string(si->name));
+		json_object_set_new(r, "files", json_integer((json_int_t)si->files));
+		json_object_set_new(r, "logical_bytes", json_integer((json_int_t)si->logical_bytes));
+		json_object_set_new(r, "new_bytes", json_integer((json_int_t)si->new_bytes));
+		json_object_set_new(r, "quota_bytes", si->quota_bytes
+						       ? json_integer((json_int_t)si->quota_bytes)
+						       : json_null());
+		json_object_set_new(r, "over_quota", json_boolean(si->over_quota));
+	}
+	json_object_set_new(r, "processed_bytes", json_integer((json_int_t)im->processed));
+	json_object_set_new(r, "errors", json_integer((json_int_t)im->nskipped));
+	json_object_set_new(r, "skipped", im->skipped ? im->skipped : json_array());
+	im->skipped = NULL;
+	json_object_set_new(r, "duration_ms", json_integer((json_int_t)(mono_ms() - im->t0)));
+	if (im->reason && w->store) {
+		/* a failure may leave the handle with unflushed state: start
+		 * afresh, after the batch's saves are published */
+		if (w->in_flush) {
+			w->drop_store = 1;
+		} else {
+			flush_batch(w);
+			ps_store_free(w->store);
+			w->store = NULL;
+		}
+	}
+	im->r = NULL;
+	return r;
+}
+
+/* Imports project p up to its save. Returns 1 when the save joined the
+ * worker's batch (the import goes on in import_finish after the commit),
+ * else 0: the import is over (import_result makes its result). */
+static int import_start(struct wctx *w, struct imp *im)
+{
+	struct mig *m = w->m;
+	struct proj *p = im->p;
 	struct ps_cat_project cp;
 	struct ps_store *s = NULL;
-	struct ps_snapshot_info si, *snaps = NULL;
 	struct ps_save_opts o = PS_SAVE_OPTS_INIT;
 	struct ps_error err, e2;
-	struct marker mk, nm;
+	struct marker mk;
 	struct walk wk;
-	char digest[65], options[65], source[65], msg[PS_CAT_TEXT_MAX + 64];
-	char *dir = xasprintf("%s/%s", m->src_real, p->dir), *real = NULL, *reason = NULL;
-	const char *status = "failed";
-	size_t nsnaps = 0;
 	uint64_t quota = 0;
-	int rc, in_catalog = 0, begun = 0, saved = 0;
-	int64_t t0 = mono_ms();
-	json_t *r = json_object();
+	size_t before;
+	int rc;
 
-	memset(&si, 0, sizeof(si));
 	ps_error_clear(&err);
+	im->status = "failed";
+	im->r = json_object();
+	im->t0 = mono_ms();
+	im->dir = xasprintf("%s/%s", m->src_real, p->dir);
 	w->skipped = json_array();
 	w->nskipped = 0;
 	w->processed = 0;
-	json_object_set_new(r, "dir", cli_json_bytes(p->dir, strlen(p->dir)));
-	json_object_set_new(r, "project", json_string(p->id));
+	json_object_set_new(im->r, "dir", cli_json_bytes(p->dir, strlen(p->dir)));
+	json_object_set_new(im->r, "project", json_string(p->id));
 
 	if (!w->cat && open_catalog(m->cli, &w->cat, &err)) {
 		w->cat = NULL;
-		reason = xasprintf("catalog: %s", err.msg);
+		im->reason = xasprintf("catalog: %s", err.msg);
 		goto done;
 	}
 	/* 1. not while it lives somewhere */
 	rc = ps_cat_project_get(w->cat, p->id, &cp, &err);
 	if (rc == PS_OK) {
-		in_catalog = 1;
+		im->in_catalog = 1;
 		if (cp.host[0]) {
-			reason = xasprintf("deployed on host '%s' (close it before migrating it again)",
-					   cp.host);
+			im->reason = xasprintf("deployed on host '%s' (close it before migrating it "
+					       "again)", cp.host);
 			goto done;
 		}
 		if (strcmp(cp.status, "stored")) {
-			reason = xasprintf("its status is '%s' (an open, close or move is in progress)",
-					   cp.status);
+			im->reason = xasprintf("its status is '%s' (an open, close or move is in "
+					       "progress)", cp.status);
 			goto done;
 		}
 		if (cp.lease_owner[0] && strcmp(cp.lease_owner, m->lease_owner) &&
 		    cp.lease_expires > ps_cat_now()) {
-			reason = xasprintf("leased by '%s'", cp.lease_owner);
+			im->reason = xasprintf("leased by '%s'", cp.lease_owner);
 			goto done;
 		}
 	} else if (rc != PS_ENOTFOUND) {
-		reason = xasprintf("catalog: %s", err.msg);
+		im->reason = xasprintf("catalog: %s", err.msg);
 		goto done;
 	}
 	/* 2. the stat walk */
-	real = realpath(dir, NULL);
-	rc = walk_tree(dir, &wk, digest);
-	if (rc || !real) {
-		reason = xasprintf("cannot open the directory: %s", strerror(rc ? rc : errno));
+	im->real = realpath(im->dir, NULL);
+	rc = walk_tree(im->dir, &wk, im->digest);
+	if (rc || !im->real) {
+		im->reason = xasprintf("cannot open the directory: %s", strerror(rc ? rc : errno));
 		goto done;
 	}
-	sha256_hex(real, strlen(real), source);
+	sha256_hex(im->real, strlen(im->real), im->source);
 	if (!w->store && (rc = ps_store_open(&w->store, m->cli->store, &err))) {
 		w->store = NULL;
-		reason = xasprintf("%s", err.msg);
+		im->reason = xasprintf("%s", err.msg);
 		goto done;
 	}
 	s = w->store;
-	options_digest(m, s, p->id, options);
-	if ((rc = ps_snapshot_list(s, p->id, &snaps, &nsnaps, &err)) ||
+	options_digest(m, s, p->id, im->options);
+	if ((rc = ps_snapshot_list(s, p->id, &im->snaps, &im->nsnaps, &err)) ||
 	    (rc = ps_quota_get(s, p->id, &quota, &err))) {
-		reason = xasprintf("%s", err.msg);
+		im->reason = xasprintf("%s", err.msg);
 		goto done;
 	}
 	/* 3. the marker of the last import */
 	marker_read(m, p->id, &mk);
-	if (mk.valid && nsnaps && strcmp(mk.snapshot, snaps[nsnaps - 1].name) &&
-	    !(in_catalog && cp.maintenance)) {
-		reason = xasprintf("saved since it was migrated (newest snapshot %s from '%s', migrated "
-				   "as %s): not imported again",
-				   snaps[nsnaps - 1].name, snaps[nsnaps - 1].origin,
-				   mk.snapshot[0] ? mk.snapshot : "none");
+	if (mk.valid && im->nsnaps && strcmp(mk.snapshot, im->snaps[im->nsnaps - 1].name) &&
+	    !(im->in_catalog && cp.maintenance)) {
+		im->reason = xasprintf("saved since it was migrated (newest snapshot %s from '%s', "
+				       "migrated as %s): not imported again",
+				       im->snaps[im->nsnaps - 1].name, im->snaps[im->nsnaps - 1].origin,
+				       mk.snapshot[0] ? mk.snapshot : "none");
 		goto done;
 	}
-	if (mk.valid && nsnaps && !wk.errors && !mk.errors &&
-	    !strcmp(mk.source, source) && !strcmp(mk.options, options) &&
-	    !strcmp(mk.digest, digest)) {
-		si = snaps[nsnaps - 1];
+	if (mk.valid && im->nsnaps && !wk.errors && !mk.errors &&
+	    !strcmp(mk.source, im->source) && !strcmp(mk.options, im->options) &&
+	    !strcmp(mk.digest, im->digest)) {
+		im->si = im->snaps[im->nsnaps - 1];
 		if (m->set_quota && quota != m->quota) {
 			if ((rc = ps_quota_set(s, p->id, m->quota, &err))) {
-				reason = xasprintf("%s", err.msg);
+				im->reason = xasprintf("%s", err.msg);
 				goto done;
 			}
 			quota = m->quota;
@@ -888,36 +1024,36 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 			f.quota_bytes = (int64_t)quota;
 			ps_cat_project_set_facts(w->cat, p->id, &f, &e2);
 		}
-		si.quota_bytes = quota;
-		si.over_quota = quota && si.logical_bytes > quota;
-		si.new_objects = si.new_raw_bytes = si.new_bytes = 0;
-		si.errors = 0;
-		status = "unchanged";
-		if (in_catalog && cp.migrated && !cp.maintenance)
+		im->si.quota_bytes = quota;
+		im->si.over_quota = quota && im->si.logical_bytes > quota;
+		im->si.new_objects = im->si.new_raw_bytes = im->si.new_bytes = 0;
+		im->si.errors = 0;
+		im->status = "unchanged";
+		if (im->in_catalog && cp.migrated && !cp.maintenance)
 			goto done;
 		/* the catalog lost track of it (new or reset catalog, or a run
 		 * killed after the marker): the same two steps as an import */
 		if ((rc = ps_cat_migrate_begin(w->cat, p->id, m->lease_owner, MIG_LEASE_US, NULL,
 					       &err))) {
-			status = "failed";
-			reason = xasprintf("%s", err.msg);
+			im->status = "failed";
+			im->reason = xasprintf("%s", err.msg);
 			goto done;
 		}
-		begun = saved = 1;
-		if ((rc = catalog_end(w, s, p, nsnaps, &si, &err))) {
-			status = "failed";
-			reason = xasprintf("catalog: %s", err.msg);
+		im->begun = im->saved = 1;
+		if ((rc = catalog_end(w, s, p, im->nsnaps, &im->si, &err))) {
+			im->status = "failed";
+			im->reason = xasprintf("catalog: %s", err.msg);
 		}
 		goto done;
 	}
 	/* 4. import */
 	if ((rc = ps_cat_migrate_begin(w->cat, p->id, m->lease_owner, MIG_LEASE_US, NULL, &err))) {
-		reason = xasprintf("%s", err.msg);
+		im->reason = xasprintf("%s", err.msg);
 		goto done;
 	}
-	begun = 1;
+	im->begun = 1;
 	if (m->set_quota && quota != m->quota && (rc = ps_quota_set(s, p->id, m->quota, &err))) {
-		reason = xasprintf("%s", err.msg);
+		im->reason = xasprintf("%s", err.msg);
 		goto done;
 	}
 	o.uid = m->uid;
@@ -929,73 +1065,27 @@ static json_t *import_one(struct wctx *w, struct proj *p)
 	o.progress = w_progress;
 	o.warn = w_warn;
 	o.cb_ctx = w;
-	rc = ps_save(s, p->id, dir, &o, &si, &err);
+	o.batch = w->batch;
+	before = ps_save_batch_count(w->batch);
+	rc = ps_save(s, p->id, im->dir, &o, &im->si, &err);
 	if (rc) {
-		reason = xasprintf("%s", err.msg);
+		im->reason = xasprintf("%s", err.msg);
 		goto done;
 	}
-	saved = 1;
-	if ((rc = catalog_end(w, s, p, nsnaps, &si, &err))) {
-		reason = xasprintf("saved as %s, but catalog: %s", si.name, err.msg);
-		goto done;
+	if (w->batch && ps_save_batch_count(w->batch) > before) {
+		im->skipped = w->skipped;
+		im->nskipped = w->nskipped;
+		im->processed = w->processed;
+		w->skipped = NULL;
+		return 1;
 	}
-	memset(&nm, 0, sizeof(nm));
-	snprintf(nm.state, sizeof(nm.state), "done");
-	memcpy(nm.source, source, sizeof(source));
-	memcpy(nm.options, options, sizeof(options));
-	memcpy(nm.digest, digest, sizeof(digest));
-	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", si.name);
-	nm.errors = si.errors;
-	if (marker_write(m, p->id, &nm, msg, sizeof(msg))) {
-		reason = xasprintf("saved as %s, but %s", si.name, msg);
-		goto done;
-	}
-	status = si.unchanged ? "unchanged" : "imported";
+	import_after_save(w, im);
 done:
-	/* Before the begin, and after a save that failed (it published
-	 * nothing), maintenance is cleared; once a save published, it stays
-	 * until a rerun finishes the project: it tells that run that the
-	 * newest snapshot is this import's. Before the begin it is not ours
-	 * to clear unless we hold the lease (a killed run of ours). */
-	if (reason && w->cat && p->id[0] &&
-	    ps_cat_migrate_fail(w->cat, p->id, m->lease_owner, m->actor, reason, begun ? saved : 1,
-				&e2)) {
-		/* the catalog itself may be what failed (a PostgreSQL server
-		 * restarted): the next project opens a new connection */
-		ps_catalog_close(w->cat);
-		w->cat = NULL;
-	}
-	json_object_set_new(r, "status", json_string(status));
-	if (reason) {
-		json_object_set_new(r, "reason", json_string(reason));
-		if (!json_object_get(r, "reason"))   /* not UTF-8 */
-			json_object_set_new(r, "reason", cli_json_bytes(reason, strlen(reason)));
-	}
-	if (!reason) {
-		json_object_set_new(r, "snapshot", json_string(si.name));
-		json_object_set_new(r, "files", json_integer((json_int_t)si.files));
-		json_object_set_new(r, "logical_bytes", json_integer((json_int_t)si.logical_bytes));
-		json_object_set_new(r, "new_bytes", json_integer((json_int_t)si.new_bytes));
-		json_object_set_new(r, "quota_bytes", si.quota_bytes
-						       ? json_integer((json_int_t)si.quota_bytes)
-						       : json_null());
-		json_object_set_new(r, "over_quota", json_boolean(si.over_quota));
-	}
-	json_object_set_new(r, "processed_bytes", json_integer((json_int_t)w->processed));
-	json_object_set_new(r, "errors", json_integer((json_int_t)w->nskipped));
-	json_object_set_new(r, "skipped", w->skipped);
+	im->skipped = w->skipped;
+	im->nskipped = w->nskipped;
+	im->processed = w->processed;
 	w->skipped = NULL;
-	json_object_set_new(r, "duration_ms", json_integer((json_int_t)(mono_ms() - t0)));
-	free(snaps);
-	if (reason && w->store) {
-		/* a failure may leave the handle with unflushed state: start afresh */
-		ps_store_free(w->store);
-		w->store = NULL;
-	}
-	free(real);
-	free(dir);
-	free(reason);
-	return r;
+	return 0;
 }
 
 /* ------------------------------------------------------------ workers */
@@ -1009,6 +1099,8 @@ struct worker {
 	long busy;                  /* project number in work, or -1 */
 	uint64_t cur_bytes;         /* processed so far by that project's save */
 	uint64_t cur_files;
+	long *held;                 /* saved, waiting for the worker's group commit */
+	size_t nheld;
 };
 
 static volatile sig_atomic_t g_interrupts;
@@ -1022,36 +1114,167 @@ static void on_signal(int sig)
 		g_terminate = 1;
 }
 
+static void emit_result(struct wctx *w, size_t idx, json_t *r)
+{
+	char *text = json_dumps(r, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(r);
+	if (!text)
+		_exit(EXIT_FAIL);
+	fprintf(w->out, "R %zu %s\n", idx, text);
+	free(text);
+	if (fflush(w->out))
+		_exit(EXIT_FAIL);
+}
+
+/* Tests stop a worker at a named point with PROJSTORE_MIGRATE_PAUSE=POINT:SECONDS
+ * (and kill it there): "batched" (a save joined a batch that now holds at
+ * least two, nothing of them published), "committed" (a batch was published,
+ * before the catalog ends and markers of its projects). */
+static void test_pause(const char *point)
+{
+	const char *e = getenv("PROJSTORE_MIGRATE_PAUSE");
+	size_t n = strlen(point);
+	if (!e || strncmp(e, point, n) || e[n] != ':')
+		return;
+	fprintf(stderr, "migrate: pausing at %s (PROJSTORE_MIGRATE_PAUSE)\n", point);
+	fflush(stderr);
+	usleep((useconds_t)(strtod(e + n + 1, NULL) * 1e6));
+}
+
+/* Commits the worker's batch and finishes its imports: catalog end and
+ * marker for each save the commit published, a failure for the others. */
+static void flush_batch(struct wctx *w)
+{
+	struct imp **held = w->held;
+	size_t n = w->nheld;
+	int *res;
+	struct ps_error err;
+	int rc;
+	if (!n)
+		return;
+	w->held = NULL;
+	w->nheld = 0;
+	res = calloc(n, sizeof(*res));
+	if (!res)
+		_exit(EXIT_FAIL);
+	ps_error_clear(&err);
+	rc = ps_save_batch_commit(w->store, w->batch, res, &err);
+	test_pause("committed");
+	w->in_flush = 1;
+	for (size_t i = 0; i < n; i++) {
+		struct imp *im = held[i];
+		if (!res[i])
+			import_after_save(w, im);
+		else
+			im->reason = xasprintf("%s", err.msg[0] ? err.msg : "the save could not be published");
+		emit_result(w, im->idx, import_result(w, im));
+		imp_free(im);
+	}
+	w->in_flush = 0;
+	if ((rc || w->drop_store) && w->store) {
+		ps_store_free(w->store);
+		w->store = NULL;
+	}
+	w->drop_store = 0;
+	free(res);
+	free(held);
+}
+
+/* Reads the next job number from the parent: 1 (*idx set), 0 when none came
+ * within wait_ms (-1: wait for ever), -1 at the end of the jobs. */
+static int read_job(int fd, char *buf, size_t *len, size_t cap, size_t *idx, int wait_ms)
+{
+	for (;;) {
+		char *nl = memchr(buf, '\n', *len);
+		struct pollfd pf;
+		ssize_t n;
+		if (nl) {
+			*nl = 0;
+			*idx = strtoul(buf, NULL, 10);
+			*len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, *len);
+			return 1;
+		}
+		if (*len >= cap - 1)
+			return -1;
+		pf.fd = fd;
+		pf.events = POLLIN;
+		pf.revents = 0;
+		if (wait_ms >= 0) {
+			int r = poll(&pf, 1, wait_ms);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r == 0)
+				return 0;
+		}
+		n = read(fd, buf + *len, cap - 1 - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		*len += (size_t)n;
+	}
+}
+
 static void worker_main(struct mig *m, int job_fd, int res_fd)
 {
 	struct wctx w;
-	FILE *in = fdopen(job_fd, "r");
-	char line[64];
+	struct ps_error err;
+	char buf[256];
+	size_t len = 0, idx;
 	memset(&w, 0, sizeof(w));
 	w.m = m;
 	w.out = fdopen(res_fd, "w");
-	if (!in || !w.out)
+	if (!w.out)
 		_exit(EXIT_FAIL);
-	while (fgets(line, sizeof(line), in)) {
-		size_t idx = strtoul(line, NULL, 10);
-		json_t *r;
-		char *text;
-		if (idx >= m->np)
+	/* group commit: the saves of several small projects are made durable
+	 * and published together (ps_save_batch_new); a batch is committed when
+	 * it is full, old, or no next project is at hand */
+	if (m->batch_max > 1 && ps_save_batch_new(&w.batch, &err))
+		_exit(EXIT_FAIL);
+	for (;;) {
+		struct imp *im;
+		int got;
+		if (w.nheld && (w.nheld >= (size_t)m->batch_max ||
+				mono_ms() - w.batch_t0 >= MIG_BATCH_MS))
+			flush_batch(&w);
+		got = read_job(job_fd, buf, &len, sizeof(buf), &idx, w.nheld ? MIG_BATCH_WAIT_MS : -1);
+		if (got == 0) {
+			flush_batch(&w);
+			continue;
+		}
+		if (got < 0 || idx >= m->np)
 			break;
+		im = calloc(1, sizeof(*im));
+		if (!im)
+			_exit(EXIT_FAIL);
+		im->p = &m->p[idx];
+		im->idx = idx;
 		w.idx = idx;
 		w.last_progress = 0;
-		r = import_one(&w, &m->p[idx]);
-		text = json_dumps(r, JSON_COMPACT | JSON_ENSURE_ASCII);
-		json_decref(r);
-		if (!text)
-			_exit(EXIT_FAIL);
-		fprintf(w.out, "R %zu %s\n", idx, text);
-		free(text);
-		if (fflush(w.out))
-			break;
+		if (import_start(&w, im)) {
+			struct imp **nv = realloc(w.held, (w.nheld + 1) * sizeof(*nv));
+			if (!nv)
+				_exit(EXIT_FAIL);
+			w.held = nv;
+			if (!w.nheld)
+				w.batch_t0 = im->t0;
+			w.held[w.nheld++] = im;
+			if (w.nheld >= 2)
+				test_pause("batched");
+			/* the parent may hand out the next project now */
+			fprintf(w.out, "D %zu\n", idx);
+			if (fflush(w.out))
+				break;
+			continue;
+		}
+		emit_result(&w, idx, import_result(&w, im));
+		imp_free(im);
 	}
+	flush_batch(&w);
 	if (w.cat)
 		ps_catalog_close(w.cat);
+	ps_save_batch_free(w.store, w.batch);
 	ps_store_free(w.store);
 	_exit(0);
 }
@@ -1229,10 +1452,34 @@ static int drain(struct mig *m, struct worker *w, struct tally *t, struct progre
 				w->cur_files = f;
 				w->cur_bytes = b;
 			}
+		} else if (start[0] == 'D') {
+			/* the project waits for its worker's group commit: the
+			 * worker takes the next one meanwhile */
+			size_t idx = strtoul(start + 2, NULL, 10);
+			if ((long)idx == w->busy) {
+				long *nv = realloc(w->held, (w->nheld + 1) * sizeof(*nv));
+				if (!nv)
+					return -1;
+				w->held = nv;
+				w->held[w->nheld++] = w->busy;
+				w->busy = -1;
+				w->cur_bytes = w->cur_files = 0;
+			}
 		} else if (start[0] == 'R') {
 			char *end;
 			size_t idx = strtoul(start + 2, &end, 10);
-			if (idx < m->np && (long)idx == w->busy) {
+			size_t k;
+			for (k = 0; k < w->nheld && w->held[k] != (long)idx; k++)
+				;
+			if (idx < m->np && k < w->nheld) {
+				json_error_t je;
+				struct proj *p = &m->p[idx];
+				w->held[k] = w->held[--w->nheld];
+				p->result = json_loads(end, 0, &je);
+				if (!p->result)
+					fail_proj(p, xstrdup("unreadable result from its worker"));
+				account(m, p, t, pr);
+			} else if (idx < m->np && (long)idx == w->busy) {
 				json_error_t je;
 				struct proj *p = &m->p[idx];
 				p->result = json_loads(end, 0, &je);
@@ -1271,6 +1518,17 @@ static void reap(struct mig *m, struct worker *w, struct tally *t, struct progre
 		p->result = NULL;
 		account(m, p, t, pr);
 	}
+	/* saved but not committed: nothing of them was published */
+	for (size_t k = 0; k < w->nheld; k++) {
+		struct proj *p = &m->p[w->held[k]];
+		if (why)
+			fail_proj(p, xstrdup(why));
+		else
+			fail_proj(p, xstrdup("its worker process ended before its save was published"));
+		p->result = NULL;
+		account(m, p, t, pr);
+	}
+	w->nheld = 0;
 	w->pid = 0;
 	w->busy = -1;
 }
@@ -1512,14 +1770,15 @@ static int run(struct mig *m)
 			continue;
 		close(ws[i].job_fd);
 		ws[i].job_fd = -1;
+		/* the worker commits its batch, reports and exits */
 		while (drain(m, &ws[i], &t, &pr) == 0)
 			;
-		close(ws[i].res_fd);
-		waitpid(ws[i].pid, NULL, 0);
-		ws[i].pid = 0;
+		reap(m, &ws[i], &t, &pr, NULL);
 	}
-	for (int i = 0; i < nw; i++)
+	for (int i = 0; i < nw; i++) {
 		free(ws[i].buf);
+		free(ws[i].held);
+	}
 	free(ws);
 	draw_progress(m, &pr, &t, NULL, 0, todo, 1);
 	clear_progress(&pr);
@@ -1557,6 +1816,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 		{ "id-from", required_argument, NULL, 'I' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "cache-dir", required_argument, NULL, 'C' },
+		{ "batch", required_argument, NULL, 'B' },
 		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1572,6 +1832,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 	m.cli = cli;
 	m.uid = m.gid = -1;
 	m.jobs = 0;
+	m.batch_max = MIG_BATCH_DEFAULT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hj:", lo, NULL)) != -1) {
 		switch (c) {
@@ -1612,6 +1873,11 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 			break;
 		case 'C':
 			snprintf(m.cache_dir, sizeof(m.cache_dir), "%s", optarg);
+			break;
+		case 'B':
+			if (cli_parse_long(optarg, 1, 1024, &v))
+				return cli_usage(cmd, "invalid batch size '%s' (1-1024)", optarg);
+			m.batch_max = (int)v;
 			break;
 		default:
 			if (cli_common_opt(cli, cmd, c, optarg) < 0)

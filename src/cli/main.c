@@ -106,7 +106,7 @@ const struct command ps_commands[] = {
 	  "Exit: 0 done; 6 another gc runs; 8 the store is damaged (nothing changed; see check).\n" },
 	{ "migrate", cmd_migrate,
 	  "migrate SRC_ROOT [-j N] [--uid N --gid N] [--quota SIZE|none] [--id-from dirname|info.json]\n"
-	  "               [--threads N] [--cache-dir DIR] [--catalog SPEC] [--json]",
+	  "               [--threads N] [--batch N] [--cache-dir DIR] [--catalog SPEC] [--json]",
 	  "Bring existing home directories into the store: every subdirectory of SRC_ROOT is one\n"
 	  "project, saved as its newest snapshot, in parallel. Resumable: run it again to import\n"
 	  "what changed since (an unchanged project costs a stat walk and publishes nothing) and\n"
@@ -120,6 +120,8 @@ const struct command ps_commands[] = {
 	  "  --id-from dirname     the directory name is the project id (default)\n"
 	  "  --id-from info.json   the \"project_id\" string of SRC_ROOT/DIR/info.json is\n"
 	  "  --threads N           worker threads of each save (default: cores / jobs, at least 1)\n"
+	  "  --batch N             saves of one process made durable and published together\n"
+	  "                        (one pack and index segment; default 16, 1: each on its own)\n"
 	  "  --cache-dir DIR       file cache and import markers (DIR/migrate/STORE-ID/PROJECT;\n"
 	  "                        default $PROJSTORE_CACHE_DIR, /var/cache/projstore)\n"
 	  "A directory whose id is invalid or claimed twice, or that fails, is listed with the\n"

@@ -1172,6 +1172,151 @@ static int same_as_newest(const struct ps_snapshot_info *prev, const struct save
 	       prev->root_mtime_nsec == (uint32_t)rst->st_mtim.tv_nsec;
 }
 
+/* ------------------------------------------------------------ group commit */
+
+struct batch_ent {
+	struct ps_lock *lock;         /* held until the ref is published */
+	struct ps_fcache *fc;         /* committed after the ref */
+	struct ps_snapshot_info info; /* to publish (publish = 1) */
+	int publish;
+	int result;                   /* after the commit */
+};
+
+struct ps_save_batch {
+	struct batch_ent *v;
+	size_t n, cap;
+	size_t committed;             /* v[0 .. committed) are done */
+	struct ps_error first_err;    /* of an early commit */
+};
+
+int ps_save_batch_new(struct ps_save_batch **out, struct ps_error *err)
+{
+	*out = ps_calloc(1, sizeof(**out));
+	return *out ? PS_OK : ps_err(err, PS_ERROR, "out of memory");
+}
+
+size_t ps_save_batch_count(const struct ps_save_batch *b) { return b ? b->n : 0; }
+
+static int batch_add(struct ps_save_batch *b, struct ps_lock *lock, struct ps_fcache *fc,
+		     const struct ps_snapshot_info *info, int publish, struct ps_error *err)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct batch_ent *v = ps_realloc(b->v, cap * sizeof(*v));
+		if (!v)
+			return ps_err(err, PS_ERROR, "out of memory");
+		b->v = v;
+		b->cap = cap;
+	}
+	memset(&b->v[b->n], 0, sizeof(b->v[b->n]));
+	b->v[b->n].lock = lock;
+	b->v[b->n].fc = fc;
+	b->v[b->n].info = *info;
+	b->v[b->n].publish = publish;
+	b->n++;
+	return PS_OK;
+}
+
+/* Makes the saves v[committed .. n) durable and visible: one flush (the open
+ * pack, one index segment for all of them), then the refs in order, then the
+ * file caches and the locks. */
+static int batch_commit_pending(struct ps_store *s, struct ps_save_batch *b, struct ps_error *err)
+{
+	struct ps_error e1;
+	int rc, first = PS_OK, published = 0;
+	if (b->committed == b->n)
+		return PS_OK;
+	ps_error_clear(&e1);
+	rc = ps_store_flush(s, &e1);
+	if (rc) {
+		ps_store_abort(s);
+		first = rc;
+		if (err)
+			*err = e1;
+	}
+	for (size_t i = b->committed; i < b->n; i++) {
+		struct batch_ent *e = &b->v[i];
+		struct ps_error e2;
+		/* a save that publishes nothing (unchanged) needs nothing of the
+		 * flush; its cache is kept only when the flush went well */
+		e->result = e->publish ? rc : PS_OK;
+		if (rc && e->fc) {
+			ps_fcache_free(e->fc);
+			e->fc = NULL;
+		}
+		if (!rc && e->publish) {
+			ps_error_clear(&e2);
+			e->result = ps_ref_publish(s, &e->info, &e2);
+			if (e->result && !first) {
+				first = e->result;
+				if (err)
+					*err = e2;
+			}
+			published += !e->result;
+		}
+		if (!e->result && e->fc)
+			ps_fcache_commit(e->fc, NULL);   /* a lost cache only costs speed */
+		ps_fcache_free(e->fc);
+		e->fc = NULL;
+		ps_lock_release(e->lock);
+		e->lock = NULL;
+	}
+	b->committed = b->n;
+	if (published)
+		ps_index_compact(s, 32, NULL);
+	return first;
+}
+
+int ps_save_batch_commit(struct ps_store *s, struct ps_save_batch *b, int *results,
+			 struct ps_error *err)
+{
+	struct ps_error e1;
+	int rc, first = PS_OK;
+	ps_error_clear(&e1);
+	rc = batch_commit_pending(s, b, &e1);
+	for (size_t i = 0; i < b->n; i++) {
+		if (results)
+			results[i] = b->v[i].result;
+		if (b->v[i].result && !first) {
+			first = b->v[i].result;
+			if (err)
+				*err = i < b->committed && b->first_err.code ? b->first_err : e1;
+		}
+	}
+	if (rc && !first) {
+		first = rc;
+		if (err)
+			*err = e1;
+	}
+	b->n = b->committed = 0;
+	ps_error_clear(&b->first_err);
+	return first;
+}
+
+void ps_save_batch_free(struct ps_store *s, struct ps_save_batch *b)
+{
+	if (!b)
+		return;
+	if (b->committed < b->n && s)
+		ps_store_abort(s);
+	for (size_t i = b->committed; i < b->n; i++) {
+		ps_fcache_free(b->v[i].fc);
+		ps_lock_release(b->v[i].lock);
+	}
+	ps_free(b->v);
+	ps_free(b);
+}
+
+/* Long saves push their locks' expiry forward; in a batch, the waiting
+ * saves' locks too. */
+static int refresh_locks(struct ps_lock *lock, struct ps_save_batch *b, struct ps_error *err)
+{
+	int rc = ps_lock_refresh(lock, err);
+	for (size_t i = b ? b->committed : 0; !rc && b && i < b->n; i++)
+		rc = ps_lock_refresh(b->v[i].lock, err);
+	return rc;
+}
+
 int ps_save(struct ps_store *s, const char *project, const char *dir,
 	    const struct ps_save_opts *opts, struct ps_snapshot_info *out, struct ps_error *err)
 {
@@ -1188,9 +1333,11 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	const char *fake = getenv("PROJSTORE_FAKE_TIME");
 	struct stat rst;
 	struct ps_buf empty = PS_BUF_INIT;
+	struct ps_save_batch *batch;
 
 	if (!opts)
 		opts = &defo;
+	batch = opts->batch;
 	if (fake && *fake)   /* tests of retention: seconds since the epoch */
 		t0 = (int64_t)(strtod(fake, NULL) * 1e9);
 	if (!ps_project_id_valid(project))
@@ -1229,6 +1376,15 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	/* a handle that served earlier saves is brought up to date: what was
 	 * condemned or published since must be seen by this save */
 	rc = ps_store_refresh(s, err);
+	if (rc && batch && batch->committed < batch->n) {
+		/* the index changed under the batch's unflushed writes (a
+		 * compaction): publish what the batch holds, then load again */
+		struct ps_error e2;
+		ps_error_clear(&e2);
+		if (batch_commit_pending(s, batch, &e2) && !batch->first_err.code)
+			batch->first_err = e2;
+		rc = ps_store_refresh(s, err);
+	}
 	if (rc)
 		goto done;
 	/* what this save adds (a store handle may serve several saves) */
@@ -1337,7 +1493,7 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		if (ps_mono_ns() - last_refresh > 60LL * 1000000000LL) {
 			struct ps_error lerr;
 			last_refresh = ps_mono_ns();
-			if (ps_lock_refresh(lock, &lerr))
+			if (refresh_locks(lock, batch, &lerr))
 				fail(c, &lerr);
 		}
 		pthread_mutex_lock(&c->lock);
@@ -1353,13 +1509,17 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	if (c->failed) {
 		*err = c->err;
 		rc = c->err.code ? c->err.code : PS_ERROR;
-		/* what was written is valid: index it so the next save reuses it */
-		ps_store_flush(s, NULL);
+		/* what was written is valid: index it so the next save reuses it
+		 * (in a batch, the commit does) */
+		if (!batch)
+			ps_store_flush(s, NULL);
 		goto done;
 	}
-	rc = ps_store_flush(s, err);
-	if (rc)
-		goto done;
+	if (!batch) {
+		rc = ps_store_flush(s, err);
+		if (rc)
+			goto done;
+	}
 
 	if (opts->skip_unchanged && nprev && same_as_newest(&prev[nprev - 1], c, &rst)) {
 		/* nothing to publish; the cache may still have learned new stats
@@ -1371,6 +1531,12 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		out->quota_bytes = settings.quota;
 		out->over_quota = settings.quota && out->logical_bytes > settings.quota;
 		out->duration_ms = (ps_mono_ns() - m0) / 1000000;
+		if (batch) {
+			rc = batch_add(batch, lock, c->fc, out, 0, err);
+			if (!rc)
+				lock = NULL, c->fc = NULL;
+			goto done;
+		}
 		if (c->fc)
 			ps_fcache_commit(c->fc, NULL);
 		goto done;
@@ -1400,6 +1566,13 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	out->root_gid = opts->gid >= 0 ? (uint32_t)opts->gid : rst.st_gid;
 	out->root_mtime_sec = rst.st_mtim.tv_sec;
 	out->root_mtime_nsec = (uint32_t)rst.st_mtim.tv_nsec;
+	if (batch) {
+		/* published by ps_save_batch_commit, after the batch's flush */
+		rc = batch_add(batch, lock, c->fc, out, 1, err);
+		if (!rc)
+			lock = NULL, c->fc = NULL;
+		goto done;
+	}
 	rc = ps_ref_publish(s, out, err);
 	if (rc)
 		goto done;
@@ -1415,8 +1588,8 @@ done:
 		for (int i = 0; i < nthreads; i++)
 			pthread_join(threads[i], NULL);
 	}
-	if (rc)
-		ps_store_abort(s);
+	if (rc && !batch)
+		ps_store_abort(s);   /* (a batch's pack holds the other saves' objects) */
 	ps_lock_release(lock);
 	if (root) {
 		if (root->dfd >= 0)
