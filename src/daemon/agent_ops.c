@@ -95,7 +95,8 @@ static void job_unlease(struct job *j)
  * PROJSTORE_AGENT_PAUSE=POINT:SECONDS sleeps (renewing the lease) at POINT:
  * "save" (before every save), "move-saving" (old host, before its first
  * save), "move-sync" (old host, saved, location empty, before the sync to
- * another store), "move-handoff" (old host, saved and synced, location
+ * another store; "move-syncing" pauses the sync itself, agent_sync.c),
+ * "move-handoff" (old host, saved and synced, location
  * empty, before the handoff), "restore" (new host, first progress of the
  * restore), "restored" (complete copy, before publishing).
  */

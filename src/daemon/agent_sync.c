@@ -61,6 +61,7 @@ struct sync_run {
 	const char *projects[2];
 	struct ps_sync_opts o;
 	volatile sig_atomic_t stop;          /* set by the job thread: lease lost */
+	int paused;                          /* the test pause happened (sync thread) */
 	struct ps_sync_result *r;
 	struct ps_error err;
 	int rc;
@@ -71,7 +72,20 @@ struct sync_run {
 static void sync_log(void *ctx, int level, const char *line)
 {
 	struct sync_run *s = ctx;
+	const char *e = getenv("PROJSTORE_AGENT_PAUSE");
 	alog(s->j->a, "%s: sync: %s%s", s->j->project, level ? "warning: " : "", line);
+	/* tests: PROJSTORE_AGENT_PAUSE=move-syncing:SECONDS stops the sync at
+	 * its first news, with its store lock held, to be killed there (the
+	 * job's thread keeps the lease meanwhile) */
+	if (!s->paused && e && !strncmp(e, "move-syncing:", 13)) {
+		double secs = strtod(e + 13, NULL);
+		s->paused = 1;
+		alog(s->j->a, "%s: pausing %.1f s at move-syncing (PROJSTORE_AGENT_PAUSE)", s->j->project,
+		     secs);
+		for (int64_t end = agent_mono_us() + (int64_t)(secs * 1e6);
+		     agent_mono_us() < end && !s->stop;)
+			usleep(50000);
+	}
 }
 
 static void *sync_main(void *arg)

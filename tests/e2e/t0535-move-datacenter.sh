@@ -145,7 +145,26 @@ test_expect_success 'old host killed after the sync, before the handoff: restart
 	test_cmp <(roots_in A p) <(roots_in B p)
 '
 
+test_expect_success 'old host killed in the middle of the sync (destination store locked): restarted, it converges' '
+	agent_stop h2 &&
+	PROJSTORE_AGENT_PAUSE=move-syncing:30 agent_start h2 --autosave-interval 0 &&
+	echo "killed during sync" >hosts/h2/p/k3 &&
+	head -c 200000 /dev/urandom >k3.want && cp k3.want hosts/h2/p/k3.bin &&
+	ps move p --to h1 >/dev/null &&
+	wait_log h2 "pausing.*move-syncing" 20 &&
+	agent_kill h2 &&
+	agent_start h2 --autosave-interval 0 &&
+	wait_where p h1 40 &&
+	test "$(copies_of p)" = h1 &&
+	echo "killed during sync" >want && test_cmp want hosts/h1/p/k3 &&
+	cmp k3.want hosts/h1/p/k3.bin &&
+	log_since h2 | grep "p: synced: synced 1 snapshot" &&
+	test_cmp <(roots_in A p) <(roots_in B p) &&
+	ps --store A check --read-data >/dev/null
+'
+
 test_expect_success 'old host killed before the sync and left down: the new host syncs from its store itself' '
+	ps move p --to h2 --wait --timeout 60 >/dev/null &&
 	agent_stop h2 &&
 	PROJSTORE_AGENT_PAUSE=move-sync:60 agent_start h2 --autosave-interval 0 &&
 	echo "saved, not synced" >hosts/h2/p/k2 &&
