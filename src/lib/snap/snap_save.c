@@ -127,6 +127,10 @@ struct save_ctx {
 	struct dnode **dq;        /* directories to walk, LIFO (depth first) */
 	size_t dqlen, dqcap;
 	int nthreads;
+	int inline_mode;          /* one worker: the calling thread does all the work */
+	struct ps_lock *save_lock; /* (inline) refreshed from worker_main */
+	struct ps_save_batch *batch;
+	int64_t last_report, last_refresh;
 	int stop;                 /* workers exit when the queue is empty */
 	int root_done;
 	int open_dirs;
@@ -637,6 +641,25 @@ done:
 
 static void walk_dir(struct save_ctx *c, struct dnode *d);
 static void open_and_walk(struct save_ctx *c, struct dnode *d);
+static void report(struct save_ctx *c);
+static int refresh_locks(struct ps_lock *lock, struct ps_save_batch *b, struct ps_error *err);
+
+/* Inline mode: what the calling thread does between jobs when it waits for
+ * workers otherwise (progress, the locks' expiry). */
+static void inline_tick(struct save_ctx *c)
+{
+	int64_t now = ps_mono_ns();
+	if (now - c->last_report > 200000000LL) {
+		c->last_report = now;
+		report(c);
+	}
+	if (now - c->last_refresh > 60LL * 1000000000LL) {
+		struct ps_error lerr;
+		c->last_refresh = now;
+		if (refresh_locks(c->save_lock, c->batch, &lerr))
+			fail(c, &lerr);
+	}
+}
 
 static void *worker_main(void *arg)
 {
@@ -674,6 +697,8 @@ static void *worker_main(void *arg)
 			open_and_walk(c, j.dir);
 		else
 			process_segment(c, &w, j.fw, j.seg);
+		if (c->inline_mode)
+			inline_tick(c);
 	}
 	ps_free(w.buf);
 	ps_free(w.ext);
@@ -1446,6 +1471,13 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		goto done;
 
 	c->nthreads = opts->threads > 0 ? opts->threads : ps_ncpus();
+	/* One worker: the calling thread does the work itself after walking the
+	 * root (no thread to start, no hand-over per file, and its compression
+	 * context and buffers stay warm across the saves of a process). */
+	c->inline_mode = c->nthreads == 1;
+	c->save_lock = lock;
+	c->batch = batch;
+	c->last_report = c->last_refresh = ps_mono_ns();
 	threads = ps_calloc((size_t)c->nthreads, sizeof(*threads));
 	root = ps_calloc(1, sizeof(*root));
 	if (root)
@@ -1455,10 +1487,10 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		goto done;
 	}
 	/* nthreads counts the threads really started: cleanup joins those */
-	for (int i = 0; i < c->nthreads; i++, nthreads++)
+	for (int i = 0; i < c->nthreads && !c->inline_mode; i++, nthreads++)
 		if (pthread_create(&threads[i], NULL, worker_main, c))
 			break;
-	if (!nthreads) {
+	if (!nthreads && !c->inline_mode) {
 		rc = ps_err(err, PS_ERROR, "cannot start worker threads");
 		goto done;
 	}
@@ -1477,6 +1509,20 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	c->open_dirs = 1;
 	walk_dir(c, root);
 	root = NULL;     /* owned by the pipeline now */
+	if (c->inline_mode) {
+		/* every job runs here: when the queues are empty all is done */
+		pthread_mutex_lock(&c->lock);
+		c->stop = 1;
+		pthread_mutex_unlock(&c->lock);
+		worker_main(c);
+		pthread_mutex_lock(&c->lock);
+		if (!c->root_done && !c->failed) {   /* cannot happen: no job is lost */
+			c->failed = 1;
+			ps_err(&c->err, PS_ERROR, "the save ended with work left undone");
+		}
+		c->root_done = 1;
+		pthread_mutex_unlock(&c->lock);
+	}
 
 	pthread_mutex_lock(&c->lock);
 	while (!c->root_done) {
