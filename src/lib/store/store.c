@@ -326,8 +326,7 @@ static int load_segment(struct ps_store *s, const char *name, int *vanished, str
 	char path[PATH_MAX];
 	void *buf = NULL;
 	size_t len, np, n;
-	uint8_t (*pk)[32] = NULL;
-	struct ps_seg_entry *se = NULL;
+	const uint8_t *pk, *se;
 	uint32_t base = (uint32_t)s->npacks;
 	struct ps_idx_ent *ni;
 	int rc;
@@ -339,13 +338,15 @@ static int load_segment(struct ps_store *s, const char *name, int *vanished, str
 	}
 	if (rc)
 		return rc;
-	rc = ps_segment_decode(buf, len, &pk, &np, &se, &n, err);
-	ps_free(buf);
-	if (rc)
+	/* checked whole, then its entries go straight into the index */
+	rc = ps_segment_check(buf, len, &pk, &np, &se, &n, err);
+	if (rc) {
+		ps_free(buf);
 		return ps_err_prefix(err, "index segment '%s'", path);
+	}
 	for (size_t i = 0; i < np; i++) {
 		uint32_t num;
-		if (add_pack(s, pk[i], &num)) {
+		if (add_pack(s, pk + 32 * i, &num)) {
 			rc = ps_err(err, PS_ERROR, "out of memory");
 			goto done;
 		}
@@ -357,18 +358,74 @@ static int load_segment(struct ps_store *s, const char *name, int *vanished, str
 	}
 	s->idx = ni;
 	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = se + (size_t)PS_SEG_ENT_LEN * i;
 		struct ps_idx_ent *e = &s->idx[s->idx_n + i];
-		memcpy(e->id, se[i].id, 24);
-		e->pack = base + se[i].pack;
-		e->off = se[i].off;
-		e->len_type = (se[i].stored_len & 0x0fffffffu) | ((uint32_t)se[i].type << 28);
-		e->raw = se[i].raw_len;
+		memcpy(e->id, p, 24);
+		e->pack = base + ps_get_le32(p + 32);
+		e->off = ps_get_le32(p + 36);
+		e->len_type = (ps_get_le32(p + 40) & 0x0fffffffu) | ((uint32_t)p[48] << 28);
+		e->raw = ps_get_le32(p + 44);
 	}
 	s->idx_n += n;
 done:
-	ps_free(pk);
-	ps_free(se);
+	ps_free(buf);
 	return rc;
+}
+
+/* Sorts the index. Each segment's entries are sorted already, so the array
+ * is a few sorted runs: they are merged (a natural merge sort), which costs
+ * a few linear passes instead of a full sort; qsort only as a fallback. */
+static void sort_index(struct ps_store *s)
+{
+	struct ps_idx_ent *a = s->idx, *tmp;
+	size_t n = s->idx_n, *bound, nb = 0, cap = 64;
+	if (n < 2)
+		return;
+	bound = ps_malloc(cap * sizeof(*bound));
+	tmp = bound ? ps_malloc(n * sizeof(*tmp)) : NULL;
+	if (!tmp)
+		goto fallback;
+	bound[nb++] = 0;
+	for (size_t i = 1; i < n; i++)
+		if (memcmp(a[i - 1].id, a[i].id, 24) > 0) {
+			if (nb + 1 >= cap)
+				goto fallback;   /* not a few runs: not worth merging */
+			bound[nb++] = i;
+		}
+	bound[nb] = n;
+	while (nb > 1) {
+		size_t k = 0;
+		for (size_t r = 0; r < nb; r += 2) {
+			size_t lo = bound[r], mid = bound[r + 1], hi = r + 2 <= nb ? bound[r + 2] : mid;
+			if (r + 1 == nb) {
+				memcpy(tmp + lo, a + lo, (mid - lo) * sizeof(*a));
+			} else {
+				size_t i = lo, j = mid, o = lo;
+				while (i < mid && j < hi)
+					tmp[o++] = memcmp(a[j].id, a[i].id, 24) < 0 ? a[j++] : a[i++];
+				memcpy(tmp + o, a + i, (mid - i) * sizeof(*a));
+				o += mid - i;
+				memcpy(tmp + o, a + j, (hi - j) * sizeof(*a));
+			}
+			bound[k++] = lo;
+		}
+		bound[k] = n;
+		nb = k;
+		{
+			struct ps_idx_ent *t = a;
+			a = tmp;
+			tmp = t;
+		}
+	}
+	/* a is the sorted array, tmp the other one (either may be the original) */
+	s->idx = a;
+	ps_free(tmp);
+	ps_free(bound);
+	return;
+fallback:
+	ps_free(tmp);
+	ps_free(bound);
+	ps_qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
 }
 
 static int id32_cmp(const void *a, const void *b) { return memcmp(a, b, 32); }
@@ -484,9 +541,7 @@ int ps_store_load_index(struct ps_store *s, struct ps_error *err)
 		rc = ps_err(err, PS_ERROR, "out of memory");
 		goto done;
 	}
-	if (s->idx_n)
-		if (s->idx_n)
-			ps_qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
+	sort_index(s);
 	s->segments = l.v;
 	s->nsegments = l.n;
 	l.v = NULL;
@@ -1025,7 +1080,7 @@ static int refresh_index_locked(struct ps_store *s, const struct seg_names *l)
 		added++;
 	}
 	if (added)
-		ps_qsort(s->idx, s->idx_n, sizeof(*s->idx), idx_cmp);
+		sort_index(s);
 	return added;
 }
 

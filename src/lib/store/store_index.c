@@ -66,14 +66,13 @@ int ps_segment_encode(uint8_t (*packs)[32], size_t npacks, struct ps_seg_entry *
 	return ps_buf_append(out, sha, 32);
 }
 
-int ps_segment_decode(const uint8_t *buf, size_t len, uint8_t (**packs)[32], size_t *npacks,
-		      struct ps_seg_entry **ents, size_t *n, struct ps_error *err)
+int ps_segment_check(const uint8_t *buf, size_t len, const uint8_t **packs, size_t *npacks,
+		     const uint8_t **ents, size_t *n, struct ps_error *err)
 {
 	uint8_t sha[32];
 	uint32_t np;
 	uint64_t ne;
-	uint8_t (*pk)[32] = NULL;
-	struct ps_seg_entry *e = NULL;
+	const uint8_t *e0;
 	if (len < SEG_HDR + 32 || memcmp(buf, PS_IDX_MAGIC, 4))
 		return ps_err(err, PS_ECORRUPT, "index segment has no valid header");
 	if (ps_get_le32(buf + 4) != PS_FORMAT_VERSION)
@@ -86,36 +85,54 @@ int ps_segment_decode(const uint8_t *buf, size_t len, uint8_t (**packs)[32], siz
 		return ps_err(err, PS_ECORRUPT, "index segment has the wrong size");
 	if (ps_sha256(buf, len - 32, sha) || memcmp(sha, buf + len - 32, 32))
 		return ps_err(err, PS_ECORRUPT, "index segment fails its checksum");
-	pk = ps_malloc(32 * (size_t)(np ? np : 1));
-	e = ps_malloc(sizeof(*e) * (size_t)(ne ? ne : 1));
+	e0 = buf + SEG_HDR + 32 * (size_t)np;
+	for (uint64_t i = 0; i < ne; i++) {
+		const uint8_t *p = e0 + PS_SEG_ENT_LEN * i;
+		uint32_t stored = ps_get_le32(p + 40);
+		if (ps_get_le32(p + 32) >= np || (p[48] != PS_OBJ_CHUNK && p[48] != PS_OBJ_TREE) ||
+		    stored < PS_PACK_REC_HDR_LEN || stored > PS_OBJ_MAX + PS_PACK_REC_HDR_LEN ||
+		    ps_get_le32(p + 44) > PS_OBJ_MAX || (i && memcmp(p - PS_SEG_ENT_LEN, p, 32) > 0))
+			return ps_err(err, PS_ECORRUPT, "index segment entry %llu is invalid",
+				      (unsigned long long)i);
+	}
+	*packs = buf + SEG_HDR;
+	*npacks = np;
+	*ents = e0;
+	*n = (size_t)ne;
+	return PS_OK;
+}
+
+int ps_segment_decode(const uint8_t *buf, size_t len, uint8_t (**packs)[32], size_t *npacks,
+		      struct ps_seg_entry **ents, size_t *n, struct ps_error *err)
+{
+	const uint8_t *pp, *ep;
+	size_t np, ne;
+	uint8_t (*pk)[32] = NULL;
+	struct ps_seg_entry *e = NULL;
+	int rc = ps_segment_check(buf, len, &pp, &np, &ep, &ne, err);
+	if (rc)
+		return rc;
+	pk = ps_malloc(32 * (np ? np : 1));
+	e = ps_malloc(sizeof(*e) * (ne ? ne : 1));
 	if (!pk || !e) {
 		ps_free(pk);
 		ps_free(e);
 		return ps_err(err, PS_ERROR, "out of memory");
 	}
-	memcpy(pk, buf + SEG_HDR, 32 * (size_t)np);
-	for (uint64_t i = 0; i < ne; i++) {
-		const uint8_t *p = buf + SEG_HDR + 32 * (size_t)np + PS_SEG_ENT_LEN * i;
+	memcpy(pk, pp, 32 * np);
+	for (size_t i = 0; i < ne; i++) {
+		const uint8_t *p = ep + PS_SEG_ENT_LEN * i;
 		memcpy(e[i].id, p, 32);
 		e[i].pack = ps_get_le32(p + 32);
 		e[i].off = ps_get_le32(p + 36);
 		e[i].stored_len = ps_get_le32(p + 40);
 		e[i].raw_len = ps_get_le32(p + 44);
 		e[i].type = p[48];
-		if (e[i].pack >= np || (e[i].type != PS_OBJ_CHUNK && e[i].type != PS_OBJ_TREE) ||
-		    e[i].stored_len < PS_PACK_REC_HDR_LEN ||
-		    e[i].stored_len > PS_OBJ_MAX + PS_PACK_REC_HDR_LEN || e[i].raw_len > PS_OBJ_MAX ||
-		    (i && memcmp(e[i - 1].id, e[i].id, 32) > 0)) {
-			ps_free(pk);
-			ps_free(e);
-			return ps_err(err, PS_ECORRUPT, "index segment entry %llu is invalid",
-				      (unsigned long long)i);
-		}
 	}
 	*packs = pk;
 	*npacks = np;
 	*ents = e;
-	*n = (size_t)ne;
+	*n = ne;
 	return PS_OK;
 }
 

@@ -192,6 +192,11 @@ struct ps_seg_entry {
 /* Serializes a segment: pack table + entries (sorted here). */
 int ps_segment_encode(uint8_t (*packs)[32], size_t npacks, struct ps_seg_entry *ents,
 		      size_t n, struct ps_buf *out);
+/* Checks a whole segment (header, size, checksum, every entry, order)
+ * without copying: *packs (32 bytes each) and *ents (PS_SEG_ENT_LEN each)
+ * point into buf. */
+int ps_segment_check(const uint8_t *buf, size_t len, const uint8_t **packs, size_t *npacks,
+		     const uint8_t **ents, size_t *n, struct ps_error *err);
 /* Parses a segment; *packs and *ents are malloc'd. */
 int ps_segment_decode(const uint8_t *buf, size_t len, uint8_t (**packs)[32], size_t *npacks,
 		      struct ps_seg_entry **ents, size_t *n, struct ps_error *err);
