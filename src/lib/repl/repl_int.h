@@ -90,6 +90,10 @@ struct ps_ep_ops {
 	 * struct ps_ep are final); the endpoint stays to be closed */
 	void (*bye)(struct ps_ep *ep);
 	void (*close)(struct ps_ep *ep);
+	/* may be NULL: starts what the endpoint needs to serve objects (a local
+	 * store's index) in the background; a source only, never one that
+	 * takes the store-wide lock later */
+	void (*warm)(struct ps_ep *ep);
 };
 
 struct ps_ep {

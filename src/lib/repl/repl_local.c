@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -51,6 +52,13 @@ struct local_ep {
 	size_t nplocks;
 	int64_t refreshed;            /* mono ns of the last lock refresh */
 	int prepared;                 /* leftovers settled, index loaded */
+	/* the index is loaded by a thread of its own while the caller goes on
+	 * (lists snapshots, reads the other side's trees); everything that
+	 * needs it waits for that thread first (prepare) */
+	pthread_t loader;
+	int loading;                  /* the thread runs (or ran: not joined yet) */
+	int load_rc;
+	struct ps_error load_err;
 	int wrote;                    /* flushed something: compact the index on close */
 	uint64_t accepted, rejected;  /* since the last barrier */
 	struct ps_ep_reject *rej;
@@ -97,10 +105,55 @@ static void keep_locks(struct local_ep *l)
 		ps_lock_refresh(l->plocks[i].l, NULL);
 }
 
+/* What prepare does, in the loader thread. */
+static void *load_main(void *arg)
+{
+	struct local_ep *l = arg;
+	ps_error_clear(&l->load_err);
+	if (l->store_lock) {
+		ps_store_clean_tmp(l->s, "tmp", NULL, NULL);
+		ps_store_clean_tmp(l->s, "locks", NULL, NULL);
+	}
+	l->load_rc = ps_store_load_index(l->s, &l->load_err);
+	return NULL;
+}
+
+/* Starts loading the index in the background (see prepare). */
+static void start_loading(struct local_ep *l)
+{
+	if (l->prepared || l->loading)
+		return;
+	l->load_rc = PS_OK;
+	if (pthread_create(&l->loader, NULL, load_main, l) == 0)
+		l->loading = 1;
+	/* else prepare loads it when it is needed */
+}
+
+/* Waits for the loader thread; its result. */
+static int join_loader(struct local_ep *l, struct ps_error *err)
+{
+	if (!l->loading)
+		return PS_OK;
+	pthread_join(l->loader, NULL);
+	l->loading = 0;
+	if (l->load_rc) {
+		if (err)
+			*err = l->load_err;
+		return ps_err_prefix(err, "'%s'", l->ep.location);
+	}
+	l->prepared = 1;
+	return PS_OK;
+}
+
 /* Before the index is loaded: what dead writers left is settled (their
  * finished packs indexed, so they are not sent again). */
 static int prepare(struct local_ep *l, struct ps_error *err)
 {
+	if (l->loading) {
+		int rc = join_loader(l, err);
+		if (rc)
+			return rc;
+	}
 	if (l->prepared)
 		return PS_OK;
 	/* only a writer (holding the sync lock) settles leftovers: a source
@@ -480,8 +533,10 @@ static int l_lock(struct ps_ep *ep, int kind, const char *project, double timeou
 		if (rc)
 			return rc;
 		l->refreshed = ps_mono_ns();
-		/* from now on the index may be loaded: gc's phase 2 waits for us */
-		return prepare(l, err);
+		/* from now on the index may be loaded: gc's phase 2 waits for us.
+		 * It loads while the caller goes on; whatever needs it waits. */
+		start_loading(l);
+		return PS_OK;
 	}
 	if (!ps_project_id_valid(project))
 		return ps_err(err, PS_EINVAL, "invalid project id '%s'", project);
@@ -510,6 +565,10 @@ static int l_unlock(struct ps_ep *ep, int kind, const char *project, struct ps_e
 	struct local_ep *l = L(ep);
 	int rc = sync_refs_dir(l, err);
 	if (kind == PS_EP_LOCK_STORE) {
+		/* never loading without the lock */
+		int lrc = join_loader(l, err);
+		if (!rc)
+			rc = lrc;
 		ps_lock_release(l->store_lock);
 		l->store_lock = NULL;
 		return rc;
@@ -531,11 +590,22 @@ static int l_unlock(struct ps_ep *ep, int kind, const char *project, struct ps_e
 
 static void l_bye(struct ps_ep *ep) { (void)ep; }
 
+/* A source's index loads while the other side is being opened (an ssh
+ * connection set up, a destination's lock taken and its index loaded). Only
+ * for an endpoint that never takes the store-wide lock. */
+static void l_warm(struct ps_ep *ep)
+{
+	struct local_ep *l = L(ep);
+	if (!l->store_lock)
+		start_loading(l);
+}
+
 static void l_close(struct ps_ep *ep)
 {
 	struct local_ep *l = L(ep);
 	if (!ep)
 		return;
+	join_loader(l, NULL);
 	sync_refs_dir(l, NULL);
 	if (l->s && l->s->writer)
 		ps_store_abort(l->s);
@@ -554,7 +624,7 @@ static void l_close(struct ps_ep *ep)
 
 static const struct ps_ep_ops local_ops = {
 	l_projects, l_snapshots, l_refs, l_settings, l_has, l_sizes, l_get, l_put, l_barrier,
-	l_flush, l_publish, l_merge, l_lock, l_unlock, l_bye, l_close,
+	l_flush, l_publish, l_merge, l_lock, l_unlock, l_bye, l_close, l_warm,
 };
 
 int ps_ep_local_new(struct ps_ep **out, struct ps_store *s, int own, struct ps_error *err)

@@ -606,7 +606,7 @@ static void r_close(struct ps_ep *ep)
 
 static const struct ps_ep_ops remote_ops = {
 	r_projects, r_snapshots, r_refs, r_settings, r_has, r_sizes, r_get, r_put, r_barrier,
-	r_flush, r_publish, r_merge, r_lock, r_unlock, r_bye, r_close,
+	r_flush, r_publish, r_merge, r_lock, r_unlock, r_bye, r_close, NULL,
 };
 
 /* ------------------------------------------------------------ spawning */

@@ -1105,6 +1105,9 @@ int ps_sync(const char *src, const char *dst, const struct ps_sync_opts *opts,
 		ps_err_prefix(err, "source");
 		goto done;
 	}
+	/* the source's index loads while the destination is opened and locked */
+	if (c.src->ops->warm)
+		c.src->ops->warm(c.src);
 	rc = ps_ep_open(&c.dst, dst, &eo, err);
 	if (rc) {
 		ps_err_prefix(err, "destination");
