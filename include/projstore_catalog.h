@@ -204,6 +204,7 @@ struct ps_cat_op {
 	int64_t created_at, started_at, finished_at; /* 0 = not yet */
 	char result[PS_CAT_TEXT_MAX];
 	char requested_by[PS_CAT_ID_MAX + 1];
+	char options[64];                  /* as requested, words separated by spaces: "allow-older" */
 };
 
 /*
@@ -218,6 +219,12 @@ struct ps_cat_op {
 int ps_cat_request(struct ps_catalog *cat, const char *kind, const char *project,
 		   const char *target_host, const char *requested_by, struct ps_cat_op *op_out,
 		   struct ps_error *err);
+/* The same with options for the agent that does the work (op.options; NULL =
+ * none).  open: "allow-older" = deploy the newest snapshot of the host's own
+ * store even when another store that cannot be read has a newer one. */
+int ps_cat_request_opts(struct ps_catalog *cat, const char *kind, const char *project,
+			const char *target_host, const char *requested_by, const char *options,
+			struct ps_cat_op *op_out, struct ps_error *err);
 int ps_cat_op_get(struct ps_catalog *cat, int64_t id, struct ps_cat_op *out, struct ps_error *err);
 /* Active (pending or running) operations whose next actor is `host`, oldest first. */
 int ps_cat_ops_for_host(struct ps_catalog *cat, const char *host, struct ps_cat_op **out,

@@ -742,7 +742,7 @@ int ps_cat_host_set_state(struct ps_catalog *cat, const char *name, const char *
 
 #define OP_COLS                                                                                \
 	"id, kind, project, host, target_host, state, phase, bytes_done, bytes_total, created_at, " \
-	"started_at, finished_at, result, requested_by"
+	"started_at, finished_at, result, requested_by, options"
 
 static void row_op(struct ps_db_row *r, struct ps_cat_op *o)
 {
@@ -760,6 +760,7 @@ static void row_op(struct ps_db_row *r, struct ps_cat_op *o)
 	o->finished_at = ps_db_int(r, 11);
 	ps_db_text_cpy(r, 12, o->result, sizeof(o->result));
 	ps_db_text_cpy(r, 13, o->requested_by, sizeof(o->requested_by));
+	ps_db_text_cpy(r, 14, o->options, sizeof(o->options));
 }
 
 static int one_op(void *ctx, struct ps_db_row *r)
@@ -836,17 +837,17 @@ static int active_op(struct ps_catalog *cat, const char *project, struct ps_cat_
 
 static int insert_op(struct ps_catalog *cat, const char *kind, const char *project, const char *host,
 		     const char *target, const char *state, const char *phase, const char *result,
-		     const char *by, struct ps_cat_op *out, struct ps_error *err)
+		     const char *by, const char *options, struct ps_cat_op *out, struct ps_error *err)
 {
 	int64_t now = ps_cat_now();
 	struct one_ctx c = { out, 0 };
 	int done = strcmp(state, "done") == 0;
 	int rc = ps_db_query(cat->db, one_op, &c, err,
 			     "INSERT INTO operations (kind, project, host, target_host, state, phase,"
-			     " created_at, started_at, finished_at, result, requested_by)"
-			     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING " OP_COLS,
-			     "ssssssiiss", kind, project, host, target, state, phase, now,
-			     done ? now : (int64_t)0, result, by ? by : "");
+			     " created_at, started_at, finished_at, result, requested_by, options)"
+			     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING " OP_COLS,
+			     "ssssssiisss", kind, project, host, target, state, phase, now,
+			     done ? now : (int64_t)0, result, by ? by : "", options ? options : "");
 	if (rc == PS_OK && !c.found)
 		rc = ps_err(err, PS_ERROR, "catalog: operation not recorded");
 	return rc;
@@ -884,8 +885,8 @@ static int pick_host(struct ps_catalog *cat, char *out, size_t len, struct ps_er
 }
 
 static int request_tx(struct ps_catalog *cat, const char *kind, const char *project,
-		      const char *target_host, const char *by, struct ps_cat_op *op,
-		      struct ps_error *err)
+		      const char *target_host, const char *by, const char *options,
+		      struct ps_cat_op *op, struct ps_error *err)
 {
 	struct ps_cat_project p;
 	int rc;
@@ -927,7 +928,8 @@ static int request_tx(struct ps_catalog *cat, const char *kind, const char *proj
 			if (rc != PS_OK || c.found)
 				return rc;
 		}
-		rc = insert_op(cat, kind, project, p.host, p.host, "pending", "queued", "", by, op, err);
+		rc = insert_op(cat, kind, project, p.host, p.host, "pending", "queued", "", by, options, op,
+			       err);
 		if (rc == PS_OK && strcmp(kind, "close") == 0)
 			rc = ps_db_exec(cat->db, NULL, err,
 					"UPDATE projects SET desired_host = '' WHERE id = $1", "s", project);
@@ -949,7 +951,8 @@ static int request_tx(struct ps_catalog *cat, const char *kind, const char *proj
 				      op->id, op->kind, op->phase);
 		if (rc != PS_ENOTFOUND)
 			return rc;
-		return insert_op(cat, kind, project, p.host, p.host, "done", "done", result, by, op, err);
+		return insert_op(cat, kind, project, p.host, p.host, "done", "done", result, by, options,
+				 op, err);
 	}
 	if (!target[0]) {
 		rc = pick_host(cat, target, sizeof(target), err);
@@ -959,7 +962,8 @@ static int request_tx(struct ps_catalog *cat, const char *kind, const char *proj
 	/* open, or move of a project that is not deployed (= open there), or a
 	 * real move: the old host acts first */
 	const char *actor = (is_move && p.host[0]) ? p.host : target;
-	rc = insert_op(cat, kind, project, actor, target, "pending", "queued", "", by, op, err);
+	rc = insert_op(cat, kind, project, actor, target, "pending", "queued", "", by, options, op,
+		       err);
 	if (rc == PS_OK)
 		rc = ps_db_exec(cat->db, NULL, err,
 				"UPDATE projects SET desired_host = $2, updated_at = $3 WHERE id = $1", "ssi",
@@ -971,9 +975,18 @@ int ps_cat_request(struct ps_catalog *cat, const char *kind, const char *project
 		   const char *target_host, const char *requested_by, struct ps_cat_op *op_out,
 		   struct ps_error *err)
 {
+	return ps_cat_request_opts(cat, kind, project, target_host, requested_by, NULL, op_out, err);
+}
+
+int ps_cat_request_opts(struct ps_catalog *cat, const char *kind, const char *project,
+			const char *target_host, const char *requested_by, const char *options,
+			struct ps_cat_op *op_out, struct ps_error *err)
+{
 	int rc = check_id(project, err);
 	if (rc != PS_OK)
 		return rc;
+	if (options && strlen(options) >= sizeof(op_out->options))
+		return ps_err(err, PS_EINVAL, "operation options too long: '%s'", options);
 	if (strcmp(kind, "open") != 0 && strcmp(kind, "save") != 0 && strcmp(kind, "close") != 0 &&
 	    strcmp(kind, "move") != 0)
 		return ps_err(err, PS_EINVAL, "unknown operation '%s'", kind);
@@ -983,7 +996,7 @@ int ps_cat_request(struct ps_catalog *cat, const char *kind, const char *project
 	rc = ps_db_begin(cat->db, err);
 	if (rc != PS_OK)
 		return rc;
-	rc = request_tx(cat, kind, project, target_host, requested_by, op_out, err);
+	rc = request_tx(cat, kind, project, target_host, requested_by, options, op_out, err);
 	if (rc == PS_OK)
 		rc = ps_db_commit(cat->db, err);
 	ps_db_rollback(cat->db);

@@ -130,7 +130,7 @@ json_t *ps_cat_op_json(const struct ps_cat_op *o)
 		progress = json_real(1.0);
 	}
 	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, "
-			 "s:o, s:b}",
+			 "s:o, s:b, s:o}",
 			 "id", (json_int_t)o->id,
 			 "kind", str(o->kind),
 			 "project", str(o->project),
@@ -146,7 +146,8 @@ json_t *ps_cat_op_json(const struct ps_cat_op *o)
 			 "finished", ps_cat_time_json(o->finished_at),
 			 "result", str(o->result),
 			 "requested_by", opt_str(o->requested_by),
-			 "active", strcmp(o->state, "pending") == 0 || strcmp(o->state, "running") == 0);
+			 "active", strcmp(o->state, "pending") == 0 || strcmp(o->state, "running") == 0,
+			 "options", opt_str(o->options));
 }
 
 json_t *ps_cat_event_json(const struct ps_cat_event *e, int64_t now_us)

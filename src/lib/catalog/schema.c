@@ -123,6 +123,9 @@ static const char *const migrations[] = {
 	" kind TEXT NOT NULL,"
 	" path TEXT NOT NULL,"
 	" PRIMARY KEY (host, kind));",
+	/* 3: options of an operation, as the request gave them (words
+	 * separated by spaces, e.g. "allow-older" for an open) */
+	"ALTER TABLE operations ADD COLUMN options TEXT NOT NULL DEFAULT '';",
 };
 
 int ps_cat_schema_latest(void)
