@@ -119,6 +119,9 @@ int cmd_hosting(struct cli *, int, char **);
  * code. */
 int cli_request(struct cli *cli, const char *kind, const char *project, const char *target,
 		int wait, double timeout);
+/* The same with options for the agent (ps_cat_request_opts; NULL = none). */
+int cli_request_opts(struct cli *cli, const char *kind, const char *project, const char *target,
+		     const char *options, int wait, double timeout);
 /* `save PROJECT [--wait]` (a request) rather than `save PROJECT DIR`? */
 int cli_save_is_request(int argc, char **argv);
 int cmd_save_request(struct cli *cli, int argc, char **argv);

@@ -199,6 +199,12 @@ static int active_op_text(struct ps_catalog *cat, const char *project, char *buf
 int cli_request(struct cli *cli, const char *kind, const char *project, const char *target,
 		int wait, double timeout)
 {
+	return cli_request_opts(cli, kind, project, target, NULL, wait, timeout);
+}
+
+int cli_request_opts(struct cli *cli, const char *kind, const char *project, const char *target,
+		     const char *options, int wait, double timeout)
+{
 	struct ps_catalog *cat = NULL;
 	struct ps_cat_op op;
 	struct ps_cat_project p;
@@ -218,7 +224,7 @@ int cli_request(struct cli *cli, const char *kind, const char *project, const ch
 			goto out;
 		}
 	}
-	rc = ps_cat_request(cat, kind, project, target, cli_actor(), &op, &err);
+	rc = ps_cat_request_opts(cat, kind, project, target, cli_actor(), options, &op, &err);
 	if (rc == PS_ELOCKED || rc == PS_EEXISTS) {
 		if (active_op_text(cat, project, busy, sizeof(busy))) {
 			cli_error("project %s: %s; try again when it has ended", project, busy);

@@ -1,4 +1,4 @@
-/* cmd_open.c - projstore open PROJECT [--host NAME] [--wait [--timeout SECONDS]]:
+/* cmd_open.c - projstore open PROJECT [--host NAME] [--allow-older] [--wait [--timeout SECONDS]]:
  * writes the request into the catalog; the host's agent does the work
  * (cli_request.c has the waiting and the exit codes). */
 #define _GNU_SOURCE
@@ -10,18 +10,19 @@
 
 int cmd_open(struct cli *cli, int argc, char **argv)
 {
-	enum { O_WAIT = 1, O_TIMEOUT, O_TARGET };
+	enum { O_WAIT = 1, O_TIMEOUT, O_TARGET, O_OLDER };
 	static const struct option lo[] = {
 		{ "wait", no_argument, NULL, O_WAIT },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "host", required_argument, NULL, O_TARGET },
+		{ "allow-older", no_argument, NULL, O_OLDER },
 		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct command *cmd = cli_find("open");
 	const char *target = NULL;
 	double timeout = -1;
-	int wait = 0, c, rc;
+	int wait = 0, older = 0, c, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
@@ -31,6 +32,7 @@ int cmd_open(struct cli *cli, int argc, char **argv)
 				return cli_usage(cmd, "invalid timeout '%s' (seconds)", optarg);
 			break;
 		case O_TARGET: target = optarg; break;
+		case O_OLDER: older = 1; break;
 		default:
 			if (cli_common_opt(cli, cmd, c, optarg) < 0)
 				return EXIT_USAGE;
@@ -42,5 +44,6 @@ int cmd_open(struct cli *cli, int argc, char **argv)
 		return cli_usage(cmd, "--timeout goes with --wait");
 	if ((rc = cli_check_project(cmd, argv[optind])))
 		return rc;
-	return cli_request(cli, "open", argv[optind], target, wait, timeout);
+	return cli_request_opts(cli, "open", argv[optind], target, older ? "allow-older" : NULL, wait,
+				timeout);
 }

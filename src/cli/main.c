@@ -249,10 +249,14 @@ const struct command ps_commands[] = {
 	  "                          (docs/HOSTING.md; needs root)\n"
 	  "Exit: 0 stopped by a signal (or --once done); 6 another agent serves this host or root;\n"
 	  "      7 no such host in the catalog; 1 cannot start; 2 usage.\n" },
-	{ "open", cmd_open, "open PROJECT [--host NAME] [--wait [--timeout SECONDS]] [--json]",
+	{ "open", cmd_open, "open PROJECT [--host NAME] [--allow-older] [--wait [--timeout SECONDS]] [--json]",
 	  "Ask for PROJECT to be deployed (on NAME, else on the up host with the most room). The\n"
 	  "host's agent restores the newest snapshot that restores cleanly into ROOT/PROJECT (older\n"
 	  "ones when it is damaged; an event says which), or makes a new empty home.\n"
+	  "When the catalog says another store (another datacenter's) has a newer snapshot than\n"
+	  "the host's store, the agent first syncs the project from there; if that store cannot be\n"
+	  "read, the open fails and the project stays stored.\n"
+	  "  --allow-older       deploy the host's store's newest snapshot anyway (an event warns)\n"
 	  "  --wait              wait until it is done, with its progress on a terminal\n"
 	  "  --timeout SECONDS   give up waiting after SECONDS (the request stays queued)\n"
 	  "Exit: 0 deployed (or queued without --wait); 1 the operation failed (the message says\n"

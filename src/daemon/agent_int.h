@@ -114,6 +114,7 @@ struct agent {
 	struct ps_store *spool[8];
 	int nspool;
 	unsigned rnd;                         /* rand_r state (main thread) */
+	int store_registered;                 /* under lock: our store is in the catalog's stores */
 };
 
 extern volatile sig_atomic_t ps_agent_stop;  /* SIGTERM/SIGINT: finish and exit */
@@ -210,6 +211,19 @@ int agent_host_store(struct job *j, const char *name, char *url, size_t ulen, ch
  * snapshot of the project in `src` is not in `dst` afterwards (damage, a
  * lock), or the lease was lost meanwhile. */
 int agent_sync_project(struct job *j, const char *src, const char *src_dc, const char *dst,
-		       const char *dst_dc, struct agent_sync_out *out, struct ps_error *err);
+		       const char *dst_dc, const char *before, struct agent_sync_out *out,
+		       struct ps_error *err);
+/* The name under which this host's store keeps its snapshot summaries in the
+ * catalog: "" (= "default") when the host row names no store of its own (one
+ * store for all), else the store's id, registered in the catalog's stores
+ * table with the host row's store URL and datacenter. */
+void agent_store_name(struct job *j, char *name, size_t len);
+/* Open (deploy of a stored project), under the lease, before the restore:
+ * when the catalog's snapshot summaries say another store has a newer
+ * snapshot of the project than this host's store, syncs it from there first.
+ * That store failing: with allow_older an event warns and the deploy goes on
+ * from this store's newest; without, an event says why and this fails
+ * (reason in why): the project must stay stored. */
+int agent_open_sync(struct job *j, int allow_older, char *why, size_t wl);
 
 #endif

@@ -263,8 +263,10 @@ static int job_save(struct job *j, struct ps_snapshot_info *si, struct ps_error 
 	if (ps_cat_project_save_result(j->cat, j->project, ps_cat_now(), res, &e2))
 		alog(a, "%s: cannot record the save: %s", j->project, e2.msg);
 	if (rc == PS_OK && !si->unchanged) {
+		char sname[PS_CAT_ID_MAX + 1];
+		agent_store_name(j, sname, sizeof(sname));
 		ps_error_clear(&e2);
-		if (ps_cat_refresh_project(j->cat, j->store, NULL, j->project, &e2))
+		if (ps_cat_refresh_project(j->cat, j->store, sname[0] ? sname : NULL, j->project, &e2))
 			alog(a, "%s: cannot refresh the catalog's facts: %s", j->project, e2.msg);
 	}
 	if (rc == PS_OK)
@@ -361,7 +363,7 @@ static int takeover_sync(struct job *j, const struct ps_cat_project *p, const ch
 		return PS_OK; /* unknown or the same store: as before */
 	if (agent_host_store(j, a->host, mine, sizeof(mine), mydc, sizeof(mydc), &err))
 		mydc[0] = 0;
-	rc = agent_sync_project(j, url, dc, a->store, mydc, &so, &err);
+	rc = agent_sync_project(j, url, dc, a->store, mydc, "the move", &so, &err);
 	/* the sync wrote into this store through handles of its own */
 	ps_error_clear(&e2);
 	if (ps_store_refresh(j->store, &e2))
@@ -391,6 +393,16 @@ static int takeover_sync(struct job *j, const struct ps_cat_project *p, const ch
 			 "which cannot be read: %s",
 		   j->project, p->last_snapshot, so.src_label, old, err.msg);
 	return PS_ERROR;
+}
+
+/* 1 when the operation was requested with option `name` (op.options) */
+static int op_option(const struct job *j, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *o = j->op.options; (o = strstr(o, name)); o += n)
+		if ((o == j->op.options || o[-1] == ' ') && (o[n] == 0 || o[n] == ' '))
+			return 1;
+	return 0;
 }
 
 /* open, the new host's part of a move, and a move taken over */
@@ -441,6 +453,16 @@ static enum job_outcome do_deploy(struct job *j)
 	if ((rc = set_state(j, "", "deploying", &err))) {
 		snprintf(j->result, sizeof(j->result), "%s", err.msg);
 		return rc == PS_ELOCKED ? OUT_SKIPPED : OUT_RETRY;
+	}
+	/* another datacenter's store may hold a newer snapshot (a close there,
+	 * an open here): synced into this store first (not for a takeover:
+	 * takeover_sync did that; after a move's own sync it finds nothing) */
+	if (!j->takeover) {
+		char why[PS_CAT_TEXT_MAX];
+		if (agent_open_sync(j, op_option(j, "allow-older"), why, sizeof(why))) {
+			job_finish(j, 0, "%s", why);
+			goto rollback;
+		}
 	}
 	job_phase(j, "restoring", 0, 0);
 	if (agent_copy_exists(a, j->project)) {
@@ -681,7 +703,7 @@ static int move_sync_out(struct job *j, const char *to, char *why, size_t wl)
 		return PS_OK; /* one store for both */
 	if (agent_host_store(j, a->host, mine, sizeof(mine), mydc, sizeof(mydc), &err))
 		mydc[0] = 0;
-	rc = agent_sync_project(j, a->store, mydc, url, dc, &so, &err);
+	rc = agent_sync_project(j, a->store, mydc, url, dc, "the move", &so, &err);
 	if (rc)
 		snprintf(why, wl, "%s", err.msg);
 	return rc;

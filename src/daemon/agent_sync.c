@@ -143,7 +143,8 @@ static int newest_copied(const struct ps_sync_project *p)
 }
 
 int agent_sync_project(struct job *j, const char *src, const char *src_dc, const char *dst,
-		       const char *dst_dc, struct agent_sync_out *out, struct ps_error *err)
+		       const char *dst_dc, const char *before, struct agent_sync_out *out,
+		       struct ps_error *err)
 {
 	struct agent *a = j->a;
 	struct sync_run *s = calloc(1, sizeof(*s));
@@ -265,9 +266,9 @@ int agent_sync_project(struct job *j, const char *src, const char *src_dc, const
 			  k->base[0] ? k->base : "the start", k->latest[0] ? k->latest : "-");
 	}
 	job_event(j, "synced", 0,
-		  "synced %zu snapshot(s) (%" PRIu64 " objects, %s) from store %s to store %s before the "
-		  "move in %.1f s; it has all %" PRIu64 " of the source's",
-		  p->ncopied, p->objects, sz, out->src_label, out->dst_label,
+		  "synced %zu snapshot(s) (%" PRIu64 " objects, %s) from store %s to store %s before %s "
+		  "in %.1f s; it has all %" PRIu64 " of the source's",
+		  p->ncopied, p->objects, sz, out->src_label, out->dst_label, before,
 		  (double)(agent_mono_us() - t0) / 1e6, p->src_snapshots);
 	job_phase(j, "synced", (int64_t)p->bytes, (int64_t)p->bytes);
 	snprintf(result, sizeof(result), "%s", p->status == PS_SYNC_OK ? "ok" : "partial");
@@ -292,5 +293,137 @@ done:
 	ps_sync_result_free(s->r);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+	return rc;
+}
+
+/* ------------------------------------------------------------ open from the newest store */
+
+void agent_store_name(struct job *j, char *name, size_t len)
+{
+	struct agent *a = j->a;
+	struct ps_cat_host h;
+	struct ps_cat_store st;
+	struct ps_error err;
+	int known;
+	name[0] = 0;
+	ps_error_clear(&err);
+	if (!a->store_id[0] || ps_cat_host_get(j->cat, a->host, &h, &err) || !h.store_url[0])
+		return; /* one store for every host: the summaries stay "default" */
+	agent_copy(name, len, a->store_id);
+	pthread_mutex_lock(&a->lock);
+	known = a->store_registered;
+	pthread_mutex_unlock(&a->lock);
+	if (known)
+		return;
+	memset(&st, 0, sizeof(st));
+	agent_copy(st.name, sizeof(st.name), a->store_id);
+	agent_copy(st.url, sizeof(st.url), h.store_url);
+	agent_copy(st.datacenter, sizeof(st.datacenter), h.datacenter);
+	if (ps_cat_store_add(j->cat, &st, &err)) {
+		alog(a, "catalog: cannot register store %s (%s): %s", st.name, st.url, err.msg);
+		return;
+	}
+	alog(a, "catalog: store %s registered as %s (%s)", h.store_url, st.name,
+	     h.datacenter[0] ? h.datacenter : "no datacenter");
+	pthread_mutex_lock(&a->lock);
+	a->store_registered = 1;
+	pthread_mutex_unlock(&a->lock);
+}
+
+int agent_open_sync(struct job *j, int allow_older, char *why, size_t wl)
+{
+	struct agent *a = j->a;
+	struct ps_snapshot_info *v = NULL;
+	struct ps_cat_snapshot *rows = NULL;
+	struct ps_cat_store *st = NULL;
+	size_t n = 0, nrows = 0, nst = 0;
+	const struct ps_cat_snapshot *best = NULL;
+	const struct ps_cat_store *from = NULL;
+	struct agent_sync_out so;
+	struct ps_error err, e2;
+	char mine[PS_SNAPNAME_MAX + 1] = "", myname[PS_CAT_ID_MAX + 1], url[PS_CAT_TEXT_MAX],
+		mydc[PS_CAT_ID_MAX + 1];
+	int rc;
+
+	why[0] = 0;
+	ps_error_clear(&err);
+	agent_store_name(j, myname, sizeof(myname));
+	if (ps_snapshot_list(j->store, j->project, &v, &n, &err) == PS_OK && n)
+		agent_copy(mine, sizeof(mine), v[n - 1].name);
+	free(v);
+	/* the facts: the newest snapshot of the project in each store the
+	 * catalog has heard of (snapshot names sort by time) */
+	if (ps_cat_snapshot_list(j->cat, j->project, &rows, &nrows, &err) ||
+	    ps_cat_store_list(j->cat, &st, &nst, &err)) {
+		alog(a, "%s: cannot read the catalog's snapshot summaries (%s): deploying from this "
+			"store",
+		     j->project, err.msg);
+		rc = PS_OK;
+		goto out;
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		const struct ps_cat_store *s = NULL;
+		if (!strcmp(rows[i].store, a->store_id) || strcmp(rows[i].name, mine) <= 0)
+			continue;
+		for (size_t k = 0; k < nst && !s; k++)
+			if (!strcmp(st[k].name, rows[i].store))
+				s = &st[k];
+		if (!s || !s->url[0]) /* "default": written without a store name */
+			continue;
+		if (!best || strcmp(rows[i].name, best->name) > 0) {
+			best = &rows[i];
+			from = s;
+		}
+	}
+	if (!best) {
+		rc = PS_OK;
+		goto out;
+	}
+	alog(a, "%s: store %s (%s) has snapshot %s, newer than this store's newest (%s)", j->project,
+	     from->url, from->name, best->name, mine[0] ? mine : "none");
+	agent_copy(url, sizeof(url), from->url);
+	agent_copy(mydc, sizeof(mydc), "");
+	{
+		struct ps_cat_host h;
+		if (ps_cat_host_get(j->cat, a->host, &h, &e2) == PS_OK)
+			agent_copy(mydc, sizeof(mydc), h.datacenter);
+	}
+	ps_error_clear(&err);
+	rc = agent_sync_project(j, url, from->datacenter, a->store, mydc, "deploying it", &so, &err);
+	/* the sync wrote into this store through handles of its own */
+	ps_error_clear(&e2);
+	if (ps_store_refresh(j->store, &e2))
+		alog(a, "%s: cannot refresh the store handle: %s", j->project, e2.msg);
+	if (rc == PS_OK) {
+		/* this store's summary (and the project's newest) as they are now */
+		ps_error_clear(&e2);
+		if (ps_cat_refresh_project(j->cat, j->store, myname[0] ? myname : NULL, j->project,
+					   &e2))
+			alog(a, "%s: cannot refresh the catalog's facts: %s", j->project, e2.msg);
+		goto out;
+	}
+	if (allow_older) {
+		job_event(j, "open-older", 1,
+			  "deploying %s from this store's newest snapshot (%s) on request (--allow-older), "
+			  "although store %s has a newer one (%s), which cannot be read; changes saved "
+			  "from here on fork the history: %s",
+			  j->project, mine[0] ? mine : "none: a new empty home", so.src_label, best->name,
+			  err.msg);
+		rc = PS_OK;
+		goto out;
+	}
+	job_event(j, "open-refused", 1,
+		  "not deployed on %s: store %s has a newer snapshot of %s (%s) than this store's "
+		  "newest (%s) and cannot be read; the project stays stored; open it again once that "
+		  "store answers, or with --allow-older to deploy the older one: %s",
+		  a->host, so.src_label, j->project, best->name, mine[0] ? mine : "none", err.msg);
+	snprintf(why, wl,
+		 "open of %s refused: its newest snapshot %s is in store %s, which cannot be read; the "
+		 "project stays stored ('open --allow-older' deploys this store's newest, %s): %s",
+		 j->project, best->name, so.src_label, mine[0] ? mine : "none", err.msg);
+	rc = rc ? rc : PS_ERROR;
+out:
+	free(rows);
+	free(st);
 	return rc;
 }

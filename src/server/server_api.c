@@ -341,15 +341,28 @@ static enum MHD_Result request_op(struct req *r, const char *id, const char *kin
 		}
 	}
 	const char *want = strcmp(kind, "move") == 0 ? "to" : strcmp(kind, "open") == 0 ? "host" : NULL;
+	int allow_older = 0;
 	if (body) {
 		const char *key;
 		json_t *val;
 		json_object_foreach(body, key, val) {
+			if (strcmp(kind, "open") == 0 && strcmp(key, "allow_older") == 0) {
+				if (!json_is_boolean(val)) {
+					json_decref(body);
+					return ps_srv_error(r, 400, "bad_request",
+							    "\"allow_older\" must be true or false");
+				}
+				allow_older = json_is_true(val);
+				continue;
+			}
 			if (!want || strcmp(key, want) != 0) {
 				enum MHD_Result ret =
 					want ? ps_srv_error(r, 400, "bad_request",
-							    "unknown field '%.64s' (%s takes only \"%s\")",
-							    key, kind, want)
+							    "unknown field '%.64s' (%s takes only \"%s\"%s)",
+							    key, kind, want,
+							    strcmp(kind, "open") == 0
+								    ? " and \"allow_older\""
+								    : "")
 					     : ps_srv_error(r, 400, "bad_request",
 							    "unknown field '%.64s' (%s takes no fields)",
 							    key, kind);
@@ -391,7 +404,8 @@ static enum MHD_Result request_op(struct req *r, const char *id, const char *kin
 	if (!cat)
 		return ps_srv_fail(r, &err);
 	struct ps_cat_op op;
-	int rc = ps_cat_request(cat, kind, id, target_buf, by, &op, &err);
+	int rc = ps_cat_request_opts(cat, kind, id, target_buf, by, allow_older ? "allow-older" : NULL,
+				     &op, &err);
 	if (rc != PS_OK) {
 		/* the input was checked above: what remains are states */
 		if (rc == PS_EINVAL)
