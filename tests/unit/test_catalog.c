@@ -242,6 +242,21 @@ static void test_ops(const char *engine)
 	is_int(ps_cat_request(cat, "open", "p1", "nohost", "me", &op, &E), PS_ENOTFOUND, "unknown host");
 	ok(ps_cat_request(cat, "open", "p1", "h1", "me", &op, &E) == PS_OK, "open on h1");
 	ok(!strcmp(op.state, "pending") && !strcmp(op.host, "h1") && !strcmp(op.kind, "open"), "pending on h1");
+	is_str(op.options, "", "%s: no options", engine);
+	{
+		/* options as requested, kept with the operation */
+		struct ps_cat_op o3, o4;
+		is_int(ps_cat_request_opts(cat, "open", "p9", "h1", "me", "allow-older", &o3, &E), PS_OK,
+		       "%s: open with options", engine);
+		is_str(o3.options, "allow-older", "returned with them");
+		ok(ps_cat_op_get(cat, o3.id, &o4, &E) == PS_OK && !strcmp(o4.options, "allow-older"),
+		   "read back with them");
+		is_int(ps_cat_request_opts(cat, "open", "p8", "h1", "me",
+					   "x123456789x123456789x123456789x123456789x123456789x123456789x123",
+					   &o4, &E),
+		       PS_EINVAL, "options too long: %s", E.msg);
+		ok(ps_cat_op_finish(cat, o3.id, 0, "test", &E) == PS_OK, "ended");
+	}
 	is_int(ps_cat_request(cat, "move", "p1", "h2", "me", &op2, &E), PS_ELOCKED, "second request refused");
 	ok(strstr(E.msg, "already in progress") != NULL, "says so: %s", E.msg);
 	is_int(ps_cat_request(cat, "save", "p1", NULL, "me", &op2, &E), PS_EINVAL, "save of undeployed");
