@@ -356,6 +356,11 @@ int ps_cat_migrate_begin(struct ps_catalog *cat, const char *project, const char
 			 int64_t ttl_us, struct ps_cat_project *before, struct ps_error *err);
 int ps_cat_migrate_end(struct ps_catalog *cat, const char *project, const char *owner,
 		       const struct ps_cat_import *im, struct ps_error *err);
+/* The end of n imports (projects[i] with ims[i]) in one transaction: all or
+ * none (migrate's group commit: one commit for a batch of projects). */
+int ps_cat_migrate_end_many(struct ps_catalog *cat, size_t n, const char *const *projects,
+			    const char *owner, const struct ps_cat_import *ims,
+			    struct ps_error *err);
 int ps_cat_migrate_fail(struct ps_catalog *cat, const char *project, const char *owner,
 			const char *actor, const char *reason, int keep_maintenance,
 			struct ps_error *err);

@@ -14,7 +14,7 @@
  * one thread), and a crash while importing one project kills one worker,
  * which is replaced; the project is reported as failed and the rest go on.
  *
- * One project (import_one):
+ * One project (import_start, then import_after_save or the batch's commit):
  *   1. refused while the catalog has it deployed, busy or leased to someone;
  *   2. a stat walk of the source gives a digest of every entry's name, type,
  *      mode, owner, size, times, inode and device (walk_tree);
@@ -25,8 +25,8 @@
  *      nothing else is done (the cost of a stat walk and two small reads);
  *   4. otherwise: catalog row, lease and `maintenance`, quota, ps_save with
  *      owners rewritten and skip_unchanged (a tree equal to the newest
- *      snapshot publishes nothing), the catalog's facts, result and event,
- *      `maintenance` off and `migrated` on, lease released, marker written.
+ *      snapshot publishes nothing), marker written, the catalog's facts,
+ *      result and event, `maintenance` off and `migrated` on, lease released.
  *
  * Group commit.  A worker's saves join a batch (ps_save with opts.batch):
  * each does all its work and keeps its project lock, but nothing is durable
@@ -34,13 +34,15 @@
  * index segment for all of them and then publishes their refs.  After it
  * saves a project the worker tells the parent ("D <n>"), takes the next one,
  * and commits when the batch is full (--batch), 2 s old, or no project comes
- * within 100 ms; only then does each project get step 4's catalog end and
- * its marker, and its result ("R <n> ...").  A small project's save so costs
- * the fsyncs of its ref alone instead of also those of a pack and a segment.
+ * within 100 ms; only then does each project get its marker and step 4's
+ * catalog end (one transaction for the batch), and its result ("R <n> ...").
+ * A small project's save so costs the fsyncs of its ref alone instead of
+ * also those of a pack and a segment.
  *
- * The marker is written last (temp file + fsync + rename), after the save
- * and the catalog.  A kill anywhere before leaves the old marker (or none)
- * and the project in maintenance; the rerun saves again, and skip_unchanged
+ * The marker is written (temp file + fsync + rename) after the save is
+ * published and before the catalog's end (import_marker says why).  A kill
+ * before the marker leaves the old marker (or none) and the project in
+ * maintenance; the rerun saves again, and skip_unchanged
  * keeps that from adding a duplicate snapshot when the interrupted run had
  * published one.  A marker whose snapshot is no longer the newest while the
  * project is not in maintenance means the project was saved by someone else
@@ -765,46 +767,66 @@ static void options_digest(const struct mig *m, struct ps_store *s, const char *
 	free(buf);
 }
 
-/* The end of an import in the catalog: the store's facts (ps_stats: sizes
- * and ratios), the save result and the event, in one transaction. */
-static int catalog_end(struct wctx *w, struct ps_store *s, const struct proj *p, size_t nprev,
-		       const struct ps_snapshot_info *si, struct ps_error *err)
-{
-	struct ps_cat_store_facts f = PS_CAT_STORE_FACTS_INIT;
+/* What the catalog gets at the end of an import: the store's facts
+ * (ps_stats: sizes and ratios), the save result and the event. */
+struct cat_end {
+	struct ps_cat_store_facts f;
 	struct ps_cat_import im;
+	char res[PS_CAT_TEXT_MAX], detail[PS_CAT_TEXT_MAX];
+};
+
+static int catalog_end_prepare(struct wctx *w, struct ps_store *s, const struct proj *p,
+			       size_t nprev, const struct ps_snapshot_info *si, struct cat_end *ce,
+			       struct ps_error *err)
+{
+	struct ps_cat_store_facts f0 = PS_CAT_STORE_FACTS_INIT;
 	struct ps_stats st;
-	char res[PS_CAT_TEXT_MAX], detail[PS_CAT_TEXT_MAX], size[32];
+	char size[32];
 	char *e;
 	int rc;
 	memset(&st, 0, sizeof(st));
 	rc = ps_stats(s, p->id, &st, err);
 	if (rc)
 		return rc;
-	f.quota_bytes = (int64_t)st.quota_bytes;
-	f.logical_bytes = (int64_t)si->logical_bytes;
-	f.stored_bytes = (int64_t)st.stored_bytes;
-	f.compressratio = st.compressratio > 0 ? st.compressratio : 1.0;
-	f.dedupratio = st.dedupratio > 0 ? st.dedupratio : 1.0;
-	f.snapshots = (int64_t)(nprev + (si->unchanged ? 0 : 1));
-	f.last_snapshot = si->name;
-	f.last_snapshot_at = si->time_ns / 1000;
+	ce->f = f0;
+	ce->f.quota_bytes = (int64_t)st.quota_bytes;
+	ce->f.logical_bytes = (int64_t)si->logical_bytes;
+	ce->f.stored_bytes = (int64_t)st.stored_bytes;
+	ce->f.compressratio = st.compressratio > 0 ? st.compressratio : 1.0;
+	ce->f.dedupratio = st.dedupratio > 0 ? st.dedupratio : 1.0;
+	ce->f.snapshots = (int64_t)(nprev + (si->unchanged ? 0 : 1));
+	ce->f.last_snapshot = si->name;
+	ce->f.last_snapshot_at = si->time_ns / 1000;
 	e = escape_name(p->dir);
 	ps_format_size(si->logical_bytes, size, sizeof(size));
 	if (si->unchanged)
-		snprintf(detail, sizeof(detail), "from '%.200s': unchanged since %s", e, si->name);
+		snprintf(ce->detail, sizeof(ce->detail), "from '%.200s': unchanged since %s", e,
+			 si->name);
 	else
-		snprintf(detail, sizeof(detail), "from '%.200s' as %s: %llu files, %s%s", e, si->name,
-			 (unsigned long long)si->files, size, si->errors ? ", entries skipped" : "");
+		snprintf(ce->detail, sizeof(ce->detail), "from '%.200s' as %s: %llu files, %s%s", e,
+			 si->name, (unsigned long long)si->files, size,
+			 si->errors ? ", entries skipped" : "");
 	free(e);
-	memset(&im, 0, sizeof(im));
-	im.facts = &f;
-	im.files = (int64_t)si->files;
-	im.result = result_text(si, res, sizeof(res));
-	im.event_kind = "migrated";
-	im.event_detail = detail;
-	im.event_error = si->errors != 0;
-	im.actor = w->m->actor;
-	return ps_cat_migrate_end(w->cat, p->id, w->m->lease_owner, &im, err);
+	memset(&ce->im, 0, sizeof(ce->im));
+	ce->im.facts = &ce->f;
+	ce->im.files = (int64_t)si->files;
+	ce->im.result = result_text(si, ce->res, sizeof(ce->res));
+	ce->im.event_kind = "migrated";
+	ce->im.event_detail = ce->detail;
+	ce->im.event_error = si->errors != 0;
+	ce->im.actor = w->m->actor;
+	return PS_OK;
+}
+
+/* The end of an import in the catalog, in one transaction. */
+static int catalog_end(struct wctx *w, struct ps_store *s, const struct proj *p, size_t nprev,
+		       const struct ps_snapshot_info *si, struct ps_error *err)
+{
+	struct cat_end ce;
+	int rc = catalog_end_prepare(w, s, p, nprev, si, &ce, err);
+	if (rc)
+		return rc;
+	return ps_cat_migrate_end(w->cat, p->id, w->m->lease_owner, &ce.im, err);
 }
 
 /* One import in work. A save that joined the worker's batch waits here for
@@ -836,20 +858,17 @@ static void imp_free(struct imp *im)
 	free(im);
 }
 
-/* After the save is durable and published: the catalog's end of the import
- * and the marker. */
-static void import_after_save(struct wctx *w, struct imp *im)
+/* After the save is durable and published: the marker, then the catalog's
+ * end of the import. The marker first: a kill between the two leaves a
+ * marker naming the new snapshot and the project in maintenance, which the
+ * next run finishes as unchanged (catalog end only); the other order would
+ * leave the old marker with the project out of maintenance, which looks
+ * like a snapshot saved by someone else. */
+static int import_marker(struct wctx *w, struct imp *im)
 {
-	struct mig *m = w->m;
-	struct proj *p = im->p;
-	struct ps_error err;
 	struct marker nm;
 	char msg[PS_CAT_TEXT_MAX + 64];
 	im->saved = 1;
-	if (catalog_end(w, w->store, p, im->nsnaps, &im->si, &err)) {
-		im->reason = xasprintf("saved as %s, but catalog: %s", im->si.name, err.msg);
-		return;
-	}
 	memset(&nm, 0, sizeof(nm));
 	snprintf(nm.state, sizeof(nm.state), "done");
 	memcpy(nm.source, im->source, sizeof(im->source));
@@ -857,11 +876,32 @@ static void import_after_save(struct wctx *w, struct imp *im)
 	memcpy(nm.digest, im->digest, sizeof(im->digest));
 	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", im->si.name);
 	nm.errors = im->si.errors;
-	if (marker_write(m, p->id, &nm, msg, sizeof(msg))) {
+	if (marker_write(w->m, im->p->id, &nm, msg, sizeof(msg))) {
 		im->reason = xasprintf("saved as %s, but %s", im->si.name, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void import_catalog_end(struct wctx *w, struct imp *im, int cat_done)
+{
+	struct ps_error err;
+	if (!cat_done && !w->cat && open_catalog(w->m->cli, &w->cat, &err)) {
+		w->cat = NULL;
+		im->reason = xasprintf("saved as %s, but catalog: %s", im->si.name, err.msg);
+		return;
+	}
+	if (!cat_done && catalog_end(w, w->store, im->p, im->nsnaps, &im->si, &err)) {
+		im->reason = xasprintf("saved as %s, but catalog: %s", im->si.name, err.msg);
 		return;
 	}
 	im->status = im->si.unchanged ? "unchanged" : "imported";
+}
+
+static void import_after_save(struct wctx *w, struct imp *im)
+{
+	if (!import_marker(w, im))
+		import_catalog_end(w, im, 0);
 }
 
 static void flush_batch(struct wctx *w);
@@ -1129,7 +1169,8 @@ static void emit_result(struct wctx *w, size_t idx, json_t *r)
 /* Tests stop a worker at a named point with PROJSTORE_MIGRATE_PAUSE=POINT:SECONDS
  * (and kill it there): "batched" (a save joined a batch that now holds at
  * least two, nothing of them published), "committed" (a batch was published,
- * before the catalog ends and markers of its projects). */
+ * before the markers and catalog ends of its projects), "marked" (markers
+ * written, before the catalog ends). */
 static void test_pause(const char *point)
 {
 	const char *e = getenv("PROJSTORE_MIGRATE_PAUSE");
@@ -1145,8 +1186,13 @@ static void test_pause(const char *point)
  * marker for each save the commit published, a failure for the others. */
 static void flush_batch(struct wctx *w)
 {
+	struct mig *m = w->m;
 	struct imp **held = w->held;
 	size_t n = w->nheld;
+	struct cat_end *ends;
+	struct ps_cat_import *imps;
+	const char **ids;
+	char *cat_done;
 	int *res;
 	struct ps_error err;
 	int rc;
@@ -1161,15 +1207,50 @@ static void flush_batch(struct wctx *w)
 	rc = ps_save_batch_commit(w->store, w->batch, res, &err);
 	test_pause("committed");
 	w->in_flush = 1;
+	/* the catalog ends of the published ones in one transaction (else one
+	 * by one, so that one project's trouble stays its own) */
+	ends = calloc(n, sizeof(*ends));
+	imps = calloc(n, sizeof(*imps));
+	ids = calloc(n, sizeof(*ids));
+	cat_done = calloc(n, sizeof(*cat_done));
+	for (size_t i = 0; i < n; i++)
+		if (!res[i])
+			import_marker(w, held[i]);
+	test_pause("marked");
+	if (ends && imps && ids && cat_done && w->cat) {
+		size_t k = 0;
+		struct ps_error e2;
+		for (size_t i = 0; i < n; i++) {
+			if (res[i] || held[i]->reason ||
+			    catalog_end_prepare(w, w->store, held[i]->p, held[i]->nsnaps, &held[i]->si,
+						&ends[k], &e2))
+				continue;
+			ids[k] = held[i]->p->id;
+			imps[k] = ends[k].im;
+			cat_done[i] = 1;
+			k++;
+		}
+		if (k > 1 && ps_cat_migrate_end_many(w->cat, k, ids, m->lease_owner, imps, &e2)) {
+			for (size_t i = 0; i < n; i++)
+				cat_done[i] = 0;
+		} else if (k == 1 && ps_cat_migrate_end(w->cat, ids[0], m->lease_owner, &imps[0], &e2)) {
+			for (size_t i = 0; i < n; i++)
+				cat_done[i] = 0;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct imp *im = held[i];
-		if (!res[i])
-			import_after_save(w, im);
-		else
+		if (res[i])
 			im->reason = xasprintf("%s", err.msg[0] ? err.msg : "the save could not be published");
+		else if (!im->reason)
+			import_catalog_end(w, im, cat_done && cat_done[i]);
 		emit_result(w, im->idx, import_result(w, im));
 		imp_free(im);
 	}
+	free(ends);
+	free(imps);
+	free(ids);
+	free(cat_done);
 	w->in_flush = 0;
 	if ((rc || w->drop_store) && w->store) {
 		ps_store_free(w->store);

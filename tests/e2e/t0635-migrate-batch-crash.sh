@@ -1,12 +1,13 @@
 #!/bin/bash
 . "$(dirname "$0")/test-lib.sh"
 
-test_description 'migrate group commit killed at its two windows: kill -9 while saves wait in a batch
-(nothing of them is published, no pack or segment of theirs is visible) and kill -9 after the batch was
-published, before its projects catalog ends and markers (the refs are there, the projects in
-maintenance); each time a rerun finishes every project with exactly one snapshot, nothing left in
-maintenance, the store checks clean and the killed projects restore equal to their source. Size knob:
-MIGRATE_BATCH_HOMES (default 12 homes).'
+test_description 'migrate group commit killed at its windows: kill -9 while saves wait in a batch
+(nothing of them is published, no pack or segment of theirs is visible), after the batch was published,
+before its projects markers and catalog ends (the refs are there, the projects in maintenance), and
+after the markers, before the catalog ends; each time a rerun finishes every project without a
+duplicate snapshot or a false "saved since it was migrated", nothing left in maintenance, the store
+checks clean and the killed projects restore equal to their source. Size knob: MIGRATE_BATCH_HOMES
+(default 12 homes).'
 
 N=${MIGRATE_BATCH_HOMES:-12}
 
@@ -81,6 +82,21 @@ test_expect_success 'the rerun adds no duplicate: the published ones are unchang
 		ps restore "home-$h" "out/home-$h" &&
 		treecmp --no-atime "src/home-$h" "out/home-$h" || return 1
 	done
+'
+
+test_expect_success 'killed after the markers, before the catalog ends: the rerun only ends them' '
+	for h in 0006 0007 0008 0009; do
+		echo "changed $h" >>"src/home-$h/.bashrc" || return 1
+	done
+	run_and_kill marked &&
+	test "$(snaps)" = $((N + 9)) &&
+	ps projects --json >p5.json &&
+	test_json p5.json "[.[] | select(.maintenance)] | length == 4" &&
+	ps migrate "$TRASH/src" -j 2 --json >r3.json &&
+	test_json r3.json ".failed == 0 and .done == $N and .unchanged == $N" &&
+	test "$(snaps)" = $((N + 9)) &&
+	ps projects --json >p6.json &&
+	test_json p6.json "all(.[]; .migrated and (.maintenance | not) and .lease == null)"
 '
 
 test_done

@@ -176,6 +176,29 @@ static void run(const char *engine)
 	p = get(cat, "p5");
 	ok(p.maintenance, "%s: does not clear someone else's maintenance", engine);
 
+	/* several ends in one transaction (migrate's group commit): all or none */
+	{
+		const char *two[2] = { "p7", "p8" }, *bad[2] = { "p9", "Bad Id" };
+		struct ps_cat_import ims[2];
+		ims[0] = im;
+		ims[1] = im;
+		ok(ps_cat_migrate_begin(cat, "p7", "migrate.h", hour, NULL, &E) == PS_OK &&
+		   ps_cat_migrate_begin(cat, "p8", "migrate.h", hour, NULL, &E) == PS_OK &&
+		   ps_cat_migrate_begin(cat, "p9", "migrate.h", hour, NULL, &E) == PS_OK,
+		   "%s: begin p7, p8, p9", engine);
+		is_int(ps_cat_migrate_end_many(cat, 2, two, "migrate.h", ims, &E), PS_OK,
+		       "%s: p7 and p8 end together", engine);
+		p = get(cat, "p7");
+		ok(!p.maintenance && p.migrated && !p.lease_owner[0], "%s: p7 migrated", engine);
+		p = get(cat, "p8");
+		ok(!p.maintenance && p.migrated && p.snapshots == 1, "%s: p8 migrated", engine);
+		is_int(count_events(cat, "p8", "migrated", &err), 1, "%s: p8's event", engine);
+		is_int(ps_cat_migrate_end_many(cat, 2, bad, "migrate.h", ims, &E), PS_EINVAL,
+		       "%s: one invalid id refuses the whole batch", engine);
+		p = get(cat, "p9");
+		ok(p.maintenance && !p.migrated, "%s: p9 unchanged", engine);
+	}
+
 	/* bad arguments */
 	is_int(ps_cat_migrate_begin(cat, "Bad Id", "migrate.h", hour, NULL, &E), PS_EINVAL,
 	       "%s: invalid project id", engine);

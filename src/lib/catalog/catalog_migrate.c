@@ -138,20 +138,15 @@ done:
 	return rc;
 }
 
-int ps_cat_migrate_end(struct ps_catalog *cat, const char *project, const char *owner,
-		       const struct ps_cat_import *im, struct ps_error *err)
+/* The statements of one project's end (inside the caller's transaction). */
+static int end_stmts(struct ps_catalog *cat, const char *project, const char *owner,
+		     const struct ps_cat_import *im, int64_t now, struct ps_error *err)
 {
 	const struct ps_cat_store_facts *f = im->facts;
-	int64_t now = ps_cat_now();
 	char result[PS_CAT_TEXT_MAX], detail[PS_CAT_TEXT_MAX];
-	int rc = mig_check(project, owner, err);
-	if (rc != PS_OK)
-		return rc;
+	int rc;
 	snprintf(result, sizeof(result), "%s", im->result ? im->result : "");
 	snprintf(detail, sizeof(detail), "%s", im->event_detail ? im->event_detail : "");
-	rc = ps_db_begin(cat->db, err);
-	if (rc != PS_OK)
-		return rc;
 	rc = ps_db_exec(cat->db, NULL, err,
 			"INSERT INTO projects (id, updated_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
 			"si", project, now);
@@ -198,6 +193,29 @@ int ps_cat_migrate_end(struct ps_catalog *cat, const char *project, const char *
 				" VALUES ($1, $2, $3, $4, $5, $6)",
 				"sissis", project, now, im->event_kind, im->actor ? im->actor : "",
 				(int64_t)(im->event_error != 0), detail);
+	return rc;
+}
+
+int ps_cat_migrate_end(struct ps_catalog *cat, const char *project, const char *owner,
+		       const struct ps_cat_import *im, struct ps_error *err)
+{
+	return ps_cat_migrate_end_many(cat, 1, &project, owner, im, err);
+}
+
+int ps_cat_migrate_end_many(struct ps_catalog *cat, size_t n, const char *const *projects,
+			    const char *owner, const struct ps_cat_import *ims, struct ps_error *err)
+{
+	int64_t now = ps_cat_now();
+	int rc = PS_OK;
+	for (size_t i = 0; i < n && rc == PS_OK; i++)
+		rc = mig_check(projects[i], owner, err);
+	if (rc != PS_OK || !n)
+		return rc;
+	rc = ps_db_begin(cat->db, err);
+	if (rc != PS_OK)
+		return rc;
+	for (size_t i = 0; i < n && rc == PS_OK; i++)
+		rc = end_stmts(cat, projects[i], owner, &ims[i], now, err);
 	if (rc == PS_OK)
 		rc = ps_db_commit(cat->db, err);
 	if (rc != PS_OK)
