@@ -1,6 +1,7 @@
 #!/bin/bash
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-agent.sh"
+. "$TEST_DIRECTORY/lib-serve.sh"
 
 test_description 'open on a host of another datacenter (two stores, one catalog): the newest snapshot is synced from the store that has it first; that store unreadable: refused, unless --allow-older'
 
@@ -96,6 +97,21 @@ test_expect_success '--allow-older deploys the older snapshot of B, with a warni
 test_expect_success 'store A back: nothing was lost there' '
 	mv A.away A &&
 	ps --store A cat p@latest onlya >got && echo "only in A" >want && test_cmp want got
+'
+
+test_expect_success CURL 'API: POST open takes "allow_older" (true or false), kept with the operation' '
+	ps close p --wait --timeout 30 >/dev/null &&
+	serve_tokens tokens &&
+	PROJSTORE_STORE=$TRASH/A serve_start --token-file tokens --rate-limit 0 &&
+	expect_status 400 "$ADMIN" POST /v1/projects/p/open -d "{\"host\": \"h1\", \"allow_older\": \"yes\"}" &&
+	jq -r .error.message body | grep allow_older &&
+	expect_status 400 "$ADMIN" POST /v1/projects/p/open -d "{\"to\": \"h1\"}" &&
+	jq -r .error.message body | grep "open takes only \"host\" and \"allow_older\"" &&
+	expect_status 202 "$ADMIN" POST /v1/projects/p/open -d "{\"host\": \"h1\", \"allow_older\": true}" &&
+	test "$(jq -r .operation.options body)" = allow-older &&
+	wait_where p h1 30 &&
+	ps --store A cat p@latest onlya >/dev/null &&
+	serve_stop
 '
 
 test_expect_success 'agents stop cleanly' '
