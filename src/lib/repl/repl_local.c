@@ -37,6 +37,14 @@
 #define REF_MAX 8192
 #define SETTINGS_MAX (1u << 20)
 #define REJ_KEEP 1000
+#define PUTQ_BYTES (32u << 20)   /* records waiting for the put thread */
+
+/* A record waiting to be verified and stored. */
+struct putjob {
+	struct putjob *next;
+	size_t len;
+	uint8_t rec[];
+};
 
 struct plock {
 	char project[72];
@@ -64,6 +72,17 @@ struct local_ep {
 	struct ps_ep_reject *rej;
 	size_t nrej;
 	uint64_t put_objects, put_bytes; /* added since the last flush */
+	/* puts are verified and stored by a thread of their own, in order,
+	 * while the caller reads the next records; barrier, flush, publish and
+	 * close wait until it has done everything queued */
+	pthread_t putter;
+	int putter_on, putter_quit, putter_busy;
+	pthread_mutex_t qlock;
+	pthread_cond_t qwork, qdone;
+	struct putjob *qhead, *qtail;
+	size_t qbytes;
+	int put_failed;               /* storing failed: every later put fails */
+	struct ps_error put_err;
 	char dirty_dir[PATH_MAX];     /* refs linked there, directory not yet fsynced */
 	ps_sync_log_fn log;           /* NULL, or where damaged refs are told */
 	void *log_ctx;
@@ -337,17 +356,15 @@ static void reject(struct local_ep *l, const uint8_t *id, const char *why)
 	}
 }
 
-static int l_put(struct ps_ep *ep, const uint8_t *rec, size_t len, struct ps_error *err)
+/* Verifies a record (decompressed and hashed, a tree decoded) and stores
+ * it, or rejects it. Only PS_ERROR-class failures (out of memory, a failed
+ * write) are returned. */
+static int put_one(struct local_ep *l, const uint8_t *rec, size_t len, struct ps_error *err)
 {
-	struct local_ep *l = L(ep);
 	uint8_t *obj = NULL;
 	size_t olen = 0;
 	int type = 0, added = 0, rc;
 	struct ps_error e2;
-	rc = prepare(l, err);
-	if (rc)
-		return rc;
-	keep_locks(l);
 	if (len < PS_PACK_REC_HDR_LEN) {
 		uint8_t zero[32] = { 0 };
 		reject(l, zero, "object record is truncated");
@@ -392,10 +409,150 @@ static int l_put(struct ps_ep *ep, const uint8_t *rec, size_t len, struct ps_err
 	return PS_OK;
 }
 
+static void *put_main(void *arg)
+{
+	struct local_ep *l = arg;
+	pthread_mutex_lock(&l->qlock);
+	for (;;) {
+		struct putjob *j;
+		struct ps_error e;
+		int rc = PS_OK;
+		while (!l->qhead && !l->putter_quit)
+			pthread_cond_wait(&l->qwork, &l->qlock);
+		if (!l->qhead)
+			break;
+		j = l->qhead;
+		l->qhead = j->next;
+		if (!l->qhead)
+			l->qtail = NULL;
+		l->putter_busy = 1;
+		pthread_mutex_unlock(&l->qlock);
+		ps_error_clear(&e);
+		if (!l->put_failed)
+			rc = put_one(l, j->rec, j->len, &e);
+		pthread_mutex_lock(&l->qlock);
+		if (rc && !l->put_failed) {
+			l->put_failed = 1;
+			l->put_err = e;
+			if (!l->put_err.code)
+				l->put_err.code = rc;
+		}
+		l->qbytes -= j->len;
+		l->putter_busy = 0;
+		ps_free(j);
+		pthread_cond_broadcast(&l->qdone);
+	}
+	pthread_mutex_unlock(&l->qlock);
+	return NULL;
+}
+
+/* Waits until the put thread has done everything queued; a failure to
+ * store is returned (and stays: the store is not written to again). */
+static int put_drain(struct local_ep *l, struct ps_error *err)
+{
+	if (l->putter_on) {
+		pthread_mutex_lock(&l->qlock);
+		while (l->qhead || l->putter_busy)
+			pthread_cond_wait(&l->qdone, &l->qlock);
+		pthread_mutex_unlock(&l->qlock);
+	}
+	if (l->put_failed) {
+		if (err)
+			*err = l->put_err;
+		return l->put_err.code;
+	}
+	return PS_OK;
+}
+
+static void put_stop(struct local_ep *l)
+{
+	if (!l->putter_on)
+		return;
+	put_drain(l, NULL);
+	pthread_mutex_lock(&l->qlock);
+	l->putter_quit = 1;
+	pthread_cond_broadcast(&l->qwork);
+	pthread_mutex_unlock(&l->qlock);
+	pthread_join(l->putter, NULL);
+	l->putter_on = 0;
+	pthread_cond_destroy(&l->qwork);
+	pthread_cond_destroy(&l->qdone);
+	pthread_mutex_destroy(&l->qlock);
+}
+
+static int l_put(struct ps_ep *ep, const uint8_t *rec, size_t len, struct ps_error *err)
+{
+	struct local_ep *l = L(ep);
+	struct putjob *j;
+	int rc = prepare(l, err);
+	if (rc)
+		return rc;
+	keep_locks(l);
+	if (l->put_failed)
+		return put_drain(l, err);
+	if (!l->putter_on && !l->putter_quit) {
+		int ok = pthread_mutex_init(&l->qlock, NULL) == 0;
+		if (ok && pthread_cond_init(&l->qwork, NULL)) {
+			pthread_mutex_destroy(&l->qlock);
+			ok = 0;
+		}
+		if (ok && pthread_cond_init(&l->qdone, NULL)) {
+			pthread_cond_destroy(&l->qwork);
+			pthread_mutex_destroy(&l->qlock);
+			ok = 0;
+		}
+		if (ok && pthread_create(&l->putter, NULL, put_main, l)) {
+			pthread_cond_destroy(&l->qdone);
+			pthread_cond_destroy(&l->qwork);
+			pthread_mutex_destroy(&l->qlock);
+			ok = 0;
+		}
+		if (ok)
+			l->putter_on = 1;
+		else
+			l->putter_quit = 1;   /* no thread: every put is done here */
+	}
+	if (!l->putter_on) {
+		struct ps_error e2;
+		ps_error_clear(&e2);
+		rc = put_one(l, rec, len, &e2);
+		if (rc) {
+			l->put_failed = 1;
+			l->put_err = e2;
+			l->put_err.code = rc;
+			if (err)
+				*err = e2;
+		}
+		return rc;
+	}
+	j = ps_malloc(sizeof(*j) + len);
+	if (!j)
+		return ps_err(err, PS_ERROR, "out of memory");
+	j->next = NULL;
+	j->len = len;
+	memcpy(j->rec, rec, len);
+	pthread_mutex_lock(&l->qlock);
+	/* a bounded queue: one record always fits */
+	while (l->qhead && l->qbytes + len > PUTQ_BYTES)
+		pthread_cond_wait(&l->qdone, &l->qlock);
+	if (l->qtail)
+		l->qtail->next = j;
+	else
+		l->qhead = j;
+	l->qtail = j;
+	l->qbytes += len;
+	pthread_cond_signal(&l->qwork);
+	pthread_mutex_unlock(&l->qlock);
+	return PS_OK;
+}
+
 static int l_barrier(struct ps_ep *ep, uint64_t *accepted, uint64_t *rejected,
 		     struct ps_ep_reject **rej, size_t *nrej, struct ps_error *err)
 {
 	struct local_ep *l = L(ep);
+	int rc = put_drain(l, err);
+	if (rc)
+		return rc;
 	*accepted = l->accepted;
 	*rejected = l->rejected;
 	*rej = l->rej;
@@ -413,7 +570,9 @@ static int l_flush(struct ps_ep *ep, uint64_t *objects, uint64_t *bytes, struct 
 	if (rc)
 		return rc;
 	keep_locks(l);
-	rc = ps_store_flush(l->s, err);
+	rc = put_drain(l, err);
+	if (!rc)
+		rc = ps_store_flush(l->s, err);
 	if (!rc)
 		rc = sync_refs_dir(l, err);
 	if (rc)
@@ -438,6 +597,8 @@ static int l_publish(struct ps_ep *ep, const char *project, const void *ref, siz
 	int rc;
 	*added = 0;
 	rc = prepare(l, err);
+	if (!rc)
+		rc = put_drain(l, err);
 	if (rc)
 		return rc;
 	keep_locks(l);
@@ -565,10 +726,10 @@ static int l_unlock(struct ps_ep *ep, int kind, const char *project, struct ps_e
 	struct local_ep *l = L(ep);
 	int rc = sync_refs_dir(l, err);
 	if (kind == PS_EP_LOCK_STORE) {
-		/* never loading without the lock */
-		int lrc = join_loader(l, err);
+		/* never loading or writing without the lock */
+		int lrc = join_loader(l, err), prc = put_drain(l, err);
 		if (!rc)
-			rc = lrc;
+			rc = lrc ? lrc : prc;
 		ps_lock_release(l->store_lock);
 		l->store_lock = NULL;
 		return rc;
@@ -605,6 +766,7 @@ static void l_close(struct ps_ep *ep)
 	struct local_ep *l = L(ep);
 	if (!ep)
 		return;
+	put_stop(l);
 	join_loader(l, NULL);
 	sync_refs_dir(l, NULL);
 	if (l->s && l->s->writer)
