@@ -13,6 +13,8 @@
  *
  *   deploy (open; move, on the new host):
  *     lease; location "" + status deploying (fences an old host that is down);
+ *     a newer snapshot in another datacenter's store is synced here first
+ *     (agent_sync.c; refused when that store cannot be read);
  *     a leftover copy that was never published is removed; restore of the
  *     newest snapshot that restores cleanly (older ones when it is damaged,
  *     an event each) or a new empty home; location = this host + deployed;

@@ -25,6 +25,15 @@
  *     last_snapshot), the takeover is refused with an event: deploying the
  *     older snapshot would fork the history; the project stays where it was.
  *
+ *   - the host that opens a stored project (agent_open_sync), when the
+ *     catalog's snapshot summaries name another store with a newer snapshot
+ *     than its own store's newest (a close in one datacenter, an open in
+ *     another): under its lease, before the restore.  That store failing,
+ *     the open is refused (the project stays stored) unless it was requested
+ *     with --allow-older (operation option "allow-older": an event warns).
+ *     The summaries name stores by id: agents whose host row has a store URL
+ *     register their store under its id (agent_store_name).
+ *
  * The sync runs in a thread of its own while the job's thread keeps the
  * lease (the library reports no progress through which to renew it); a lost
  * lease stops the sync at its next safe point and fails the move.  A sync
