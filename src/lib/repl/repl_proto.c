@@ -571,12 +571,11 @@ static int wait_fd(struct ps_conn *c, int fd, short events, const char *what, st
 	}
 }
 
-int ps_conn_flush(struct ps_conn *c, struct ps_error *err)
+static int write_bytes(struct ps_conn *c, const uint8_t *p, size_t n, struct ps_error *err)
 {
 	size_t off = 0;
-	int rc = PS_OK;
-	while (off < c->out.len) {
-		ssize_t w = write(c->wfd, c->out.data + off, c->out.len - off);
+	while (off < n) {
+		ssize_t w = write(c->wfd, p + off, n - off);
 		if (w > 0) {
 			off += (size_t)w;
 			c->bytes_out += (uint64_t)w;
@@ -585,20 +584,38 @@ int ps_conn_flush(struct ps_conn *c, struct ps_error *err)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			rc = wait_fd(c, c->wfd, POLLOUT, "accepted", err);
+			int rc = wait_fd(c, c->wfd, POLLOUT, "accepted", err);
 			if (rc)
-				break;
+				return rc;
 			continue;
 		}
-		if (w < 0 && errno == EPIPE) {
-			rc = ps_err(err, PS_ERROR, "%s: the connection was closed by the far end", c->peer);
-			break;
-		}
-		rc = ps_err_sys(err, "%s: write", c->peer);
-		break;
+		if (w < 0 && errno == EPIPE)
+			return ps_err(err, PS_ERROR, "%s: the connection was closed by the far end", c->peer);
+		return ps_err_sys(err, "%s: write", c->peer);
 	}
+	return PS_OK;
+}
+
+int ps_conn_flush(struct ps_conn *c, struct ps_error *err)
+{
+	int rc = c->out.len ? write_bytes(c, c->out.data, c->out.len, err) : PS_OK;
 	ps_buf_reset(&c->out);
 	return rc;
+}
+
+int ps_conn_send_frame(struct ps_conn *c, int type, const void *body, size_t len,
+		       struct ps_error *err)
+{
+	uint8_t hdr[5];
+	int rc;
+	if (len + 1 > PS_PROTO_FRAME_MAX)
+		return ps_err(err, PS_EINVAL, "%s: a frame of %zu bytes is too large", c->peer, len + 1);
+	ps_put_le32(hdr, (uint32_t)(len + 1));
+	hdr[4] = (uint8_t)type;
+	if (ps_buf_append(&c->out, hdr, sizeof(hdr)))
+		return ps_err(err, PS_ERROR, "out of memory");
+	rc = ps_conn_flush(c, err);
+	return rc ? rc : write_bytes(c, body, len, err);
 }
 
 /* Reads more bytes into rbuf (at least one). 0 at end of stream. */

@@ -152,6 +152,10 @@ void ps_conn_release(struct ps_conn *c);
 void ps_conn_grow_pipes(struct ps_conn *c);
 /* Writes out what is buffered. */
 int ps_conn_flush(struct ps_conn *c, struct ps_error *err);
+/* Writes out what is buffered, then a frame whose body is written straight
+ * from `body` (a large record is not copied into the buffer first). */
+int ps_conn_send_frame(struct ps_conn *c, int type, const void *body, size_t len,
+		       struct ps_error *err);
 /* Flushes, then reads and decodes the next frame; *m points into the
  * connection's buffer until the next read. PS_ENOTFOUND when the peer closed
  * the connection between frames. */

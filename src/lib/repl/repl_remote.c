@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define PUT_FLUSH (1u << 20)
+#define PUT_DIRECT (256u << 10)
 #define REFS_PER_REQ 1000
 
 struct remote_ep {
@@ -406,6 +407,9 @@ static int r_put(struct ps_ep *ep, const uint8_t *rec, size_t len, struct ps_err
 	if (r->broken)
 		return ps_err(err, PS_ERROR, "%s: the connection is unusable after an earlier error",
 			      ep->location);
+	/* a large record goes out from where it is, not through the buffer */
+	if (len >= PUT_DIRECT)
+		return fail_conn(r, ps_conn_send_frame(&r->c, PS_M_PUT, rec, len, err));
 	if (ps_frame_begin(&r->c.out, PS_M_PUT, &st) || ps_buf_append(&r->c.out, rec, len) ||
 	    ps_frame_end(&r->c.out, st))
 		return ps_err(err, PS_ERROR, "out of memory");
@@ -558,10 +562,11 @@ static void reap(struct remote_ep *r)
 	int status;
 	if (r->pid <= 0)
 		return;
-	for (int i = 0; i < 100; i++) {
+	/* ssh ends soon after the far end said goodbye: look often at first */
+	for (int i = 0, ms = 1; i < 110; i++, ms = ms < 50 ? ms * 2 : 50) {
 		if (waitpid(r->pid, &status, WNOHANG) != 0)
 			goto done;
-		ps_sleep_ms(50);
+		ps_sleep_ms(ms);
 	}
 	kill(r->pid, SIGTERM);
 	for (int i = 0; i < 40; i++) {
