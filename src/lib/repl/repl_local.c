@@ -37,7 +37,7 @@
 #define REF_MAX 8192
 #define SETTINGS_MAX (1u << 20)
 #define REJ_KEEP 1000
-#define PUTQ_BYTES (32u << 20)   /* records waiting for the put thread */
+#define PUTQ_BYTES (8u << 20)    /* records waiting for the put thread */
 
 /* A record waiting to be verified and stored. */
 struct putjob {

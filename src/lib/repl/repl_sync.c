@@ -45,6 +45,7 @@
 #define _GNU_SOURCE
 #include "repl_int.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,19 +428,23 @@ static int barrier(struct sync_ctx *c)
 
 /* ------------------------------------------------------------ trees */
 
+/* Trees are read first (records kept as they came), then decoded, half of
+ * them in a second thread when there are enough to be worth it. */
+#define DECODE_PAR_MIN 8
+
 struct tload {
 	struct sync_ctx *c;
 	struct ps_tree *trees;        /* per requested id; .buf NULL = not loaded */
 	char **why;
+	uint8_t **recs;               /* the records read, until decoded */
+	size_t *lens;
+	size_t n;
+	int oom;                      /* a decoder ran out of memory */
 };
 
 static int tree_one(void *vctx, size_t i, int status, const uint8_t *rec, size_t len, const char *why)
 {
 	struct tload *t = vctx;
-	uint8_t *obj = NULL;
-	size_t olen = 0;
-	int type = 0, rc;
-	struct ps_error e;
 	char msg[1200];
 	if (status != PS_OBJ_OK) {
 		snprintf(msg, sizeof(msg), "%s in the source: %s",
@@ -447,24 +452,65 @@ static int tree_one(void *vctx, size_t i, int status, const uint8_t *rec, size_t
 		t->why[i] = ps_strdup(msg);
 		return 0;
 	}
-	ps_error_clear(&e);
-	rc = ps_pack_decode_record(rec, len, rec + 12, &type, &obj, &olen, &e);
-	if (!rc && type != PS_OBJ_TREE)
-		rc = ps_err(&e, PS_ECORRUPT, "it is not a tree");
-	if (!rc) {
-		rc = ps_tree_decode(obj, olen, &t->trees[i], &e);
-		if (!rc)
-			obj = NULL;
-	}
-	ps_free(obj);
-	if (rc == PS_ERROR)
+	if (!(t->recs[i] = ps_malloc(len + 1)))
 		return oom(t->c);
-	if (rc) {
-		snprintf(msg, sizeof(msg), "damaged in the source: %s", e.msg);
-		t->why[i] = ps_strdup(msg);
-	}
+	memcpy(t->recs[i], rec, len);
+	t->lens[i] = len;
 	t->c->r->trees_read++;
 	return 0;
+}
+
+/* Decodes the records i = first, first + 2, ... (verified: decompressed,
+ * hashed, then parsed as a tree). */
+static void decode_trees(struct tload *t, size_t first)
+{
+	for (size_t i = first; i < t->n; i += 2) {
+		uint8_t *obj = NULL;
+		size_t olen = 0;
+		int type = 0, rc;
+		struct ps_error e;
+		char msg[1200];
+		if (!t->recs[i])
+			continue;
+		ps_error_clear(&e);
+		rc = ps_pack_decode_record(t->recs[i], t->lens[i], t->recs[i] + 12, &type, &obj, &olen, &e);
+		if (!rc && type != PS_OBJ_TREE)
+			rc = ps_err(&e, PS_ECORRUPT, "it is not a tree");
+		if (!rc) {
+			rc = ps_tree_decode(obj, olen, &t->trees[i], &e);
+			if (!rc)
+				obj = NULL;
+		}
+		ps_free(obj);
+		ps_free(t->recs[i]);
+		t->recs[i] = NULL;
+		if (rc == PS_ERROR) {
+			t->oom = 1;
+		} else if (rc) {
+			snprintf(msg, sizeof(msg), "damaged in the source: %s", e.msg);
+			if (!(t->why[i] = ps_strdup(msg)))
+				t->oom = 1;
+		}
+	}
+}
+
+static void *decode_main(void *arg)
+{
+	decode_trees(arg, 1);
+	return NULL;
+}
+
+static void decode_all(struct tload *t)
+{
+	pthread_t th;
+	int par = t->n >= DECODE_PAR_MIN && pthread_create(&th, NULL, decode_main, t) == 0;
+	decode_trees(t, 0);
+	if (par)
+		pthread_join(th, NULL);
+	else
+		decode_trees(t, 1);
+	if (t->oom)
+		oom(t->c);
 }
 
 static char *join_path(const char *dir, const uint8_t *name, size_t len)
@@ -585,18 +631,22 @@ static int walk_level(struct sync_ctx *c, struct itemv *level, struct itemv *nex
 		size_t cnt = level->n - base < LEVEL_CHUNK ? level->n - base : LEVEL_CHUNK, nids = 0;
 		uint8_t (*ids)[32] = ps_malloc(2 * cnt * 32);
 		size_t *sidx = ps_malloc(cnt * sizeof(size_t)), *bidx = ps_malloc(cnt * sizeof(size_t));
-		struct tload tl = { c, NULL, NULL };
+		struct tload tl = { c, NULL, NULL, NULL, NULL, 0, 0 };
 		struct ps_error e;
 		if (ids && sidx && bidx) {
 			tl.trees = ps_calloc(2 * cnt, sizeof(*tl.trees));
 			tl.why = ps_calloc(2 * cnt, sizeof(*tl.why));
+			tl.recs = ps_calloc(2 * cnt, sizeof(*tl.recs));
+			tl.lens = ps_calloc(2 * cnt, sizeof(*tl.lens));
 		}
-		if (!ids || !sidx || !bidx || !tl.trees || !tl.why) {
+		if (!ids || !sidx || !bidx || !tl.trees || !tl.why || !tl.recs || !tl.lens) {
 			ps_free(ids);
 			ps_free(sidx);
 			ps_free(bidx);
 			ps_free(tl.trees);
 			ps_free(tl.why);
+			ps_free(tl.recs);
+			ps_free(tl.lens);
 			return oom(c);
 		}
 		for (size_t i = 0; i < cnt; i++) {
@@ -619,6 +669,9 @@ static int walk_level(struct sync_ctx *c, struct itemv *level, struct itemv *nex
 		if (nids && c->src->ops->get(c->src, (const uint8_t (*)[32])ids, nids, tree_one, &tl, &e) &&
 		    !c->hard)
 			hard_fail(c, &e);
+		tl.n = nids;
+		if (!c->hard)
+			decode_all(&tl);
 		for (size_t i = 0; i < cnt && !c->hard; i++) {
 			struct item *it = &level->v[base + i];
 			const struct ps_tree *bt = NULL;
@@ -637,9 +690,12 @@ static int walk_level(struct sync_ctx *c, struct itemv *level, struct itemv *nex
 		for (size_t i = 0; i < nids; i++) {
 			ps_tree_release(&tl.trees[i]);
 			ps_free(tl.why[i]);
+			ps_free(tl.recs[i]);
 		}
 		ps_free(tl.trees);
 		ps_free(tl.why);
+		ps_free(tl.recs);
+		ps_free(tl.lens);
 		ps_free(ids);
 		ps_free(sidx);
 		ps_free(bidx);
