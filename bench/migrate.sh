@@ -8,7 +8,8 @@
 #   single    projstore save all $W/src               (one project: every home a subdirectory)
 #   migrate   projstore migrate $W/src -j J           (one project per home), for each J in JOBS
 # and, after the last migrate run, the unchanged second pass and a bare stat walk (find) of the tree.
-# The tree is read once before the runs (warm page cache). Each figure is the median of RUNS runs.
+# The tree is read once before the runs (warm page cache); before each run the store is made afresh and
+# `sync` writes back what earlier runs left dirty. Each figure is the median of RUNS runs.
 # Throughput = bytes of file data in the tree / wall time; the ratio is to the single save.
 #
 # env: BENCH_DIR (/var/tmp/projstore-bench), CORPUS ($BENCH_DIR/corpus), SLICE_MB (400), HOMES (100),
@@ -91,6 +92,9 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 fresh() {
 	rm -rf "$W/store" "$W/cache"
 	PROJSTORE_STORE=$W/store "$PROJSTORE" init >/dev/null
+	# the previous run's writeback (hundreds of MiB of packs) must not land in
+	# this run's fsyncs: every run starts with nothing dirty
+	sync
 }
 
 export PROJSTORE_STORE=$W/store PROJSTORE_CACHE_DIR=$W/cache PROJSTORE_NO_PROGRESS=1
@@ -136,7 +140,7 @@ echo "binary: $PROJSTORE ($(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/nu
 echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "tree: $NHOMES homes cut from $CORPUS (src/ and docs/ in path order), $FILES files,"
 echo "      $(awk -v b="$BYTES" 'BEGIN { printf "%.1f MiB", b / 1048576 }') of file data, about $(awk -v b="$BYTES" -v n="$NHOMES" 'BEGIN { printf "%.1f MiB", b / n / 1048576 }') per home"
-echo "runs: median of $RUNS, warm page cache, fresh store and cache each run${NICE:+, nice $NICE}"
+echo "runs: median of $RUNS, warm page cache, fresh store and cache and sync before each run${NICE:+, nice $NICE}"
 echo
 printf '%-44s %10s %10s %10s\n' "" "seconds" "MiB/s" "vs single"
 printf '%-44s %10s %10s %10s\n' "save all (one project, $(nproc) threads)" "$single" "$(mbs "$single")" "100%"
