@@ -17,10 +17,13 @@
  *      level (one batched read of trees per level), pairing each directory
  *      with the base's directory of the same name.  Everything reachable
  *      from the base is on DST (the base's ref is there, and the project lock
- *      keeps prune and delete away, so gc keeps or copies it all): every
- *      subtree id and chunk id seen in a base tree needs no question, and a
- *      directory whose tree id is such a subtree (or was completed earlier
- *      in the run) is not walked at all.  Other ids are asked about in
+ *      keeps prune and delete away, so gc keeps or copies it all): an
+ *      entry the paired base directory has unchanged under its name needs
+ *      no question, nor does a subtree or chunk id known to be in a base
+ *      (a changed file's old chunks; every entry of a base directory once
+ *      the new one has a name it lacks), and a directory whose tree id is
+ *      such a subtree (or was completed earlier in the run) is not walked
+ *      at all (visit has the details).  Other ids are asked about in
  *      batches (HAS: DST's dedup view, as for a save); what DST lacks is read
  *      from SRC as stored and put to DST, which verifies it.
  *
@@ -582,34 +585,83 @@ static int walked_add(struct sync_ctx *c, const uint8_t id[32])
 }
 
 /* One tree of the snapshot, with its base's tree (or NULL). */
-static int visit(struct sync_ctx *c, const struct item *it, const struct ps_tree *t,
-		 const struct ps_tree *bt, struct itemv *next)
+/* The base tree's entry of e's name and type, or NULL. Both trees are
+ * sorted by name, so the cursor *k only moves forward. */
+static const struct ps_tentry *base_entry(const struct ps_tree *bt, size_t *k,
+					  const struct ps_tentry *e)
 {
+	while (*k < bt->n) {
+		const struct ps_tentry *b = &bt->ents[*k];
+		int cmp = ps_name_cmp(b->name, b->name_len, e->name, e->name_len);
+		if (cmp < 0) {
+			(*k)++;
+			continue;
+		}
+		return cmp == 0 && b->type == e->type ? b : NULL;
+	}
+	return NULL;
+}
+
+static int same_extents(const struct ps_tentry *a, const struct ps_tentry *b)
+{
+	if (a->nextents != b->nextents)
+		return 0;
+	for (size_t i = 0; i < a->nextents; i++)
+		if (memcmp(a->extents[i].id, b->extents[i].id, 32))
+			return 0;
+	return 1;
+}
+
+/* One tree of the snapshot, with its base's tree bt (id bid) or NULL.
+ *
+ * An entry that is in the base tree under its name and unchanged (the same
+ * subtree, the same chunks) is on DST: nothing to ask, nothing to look up.
+ * A changed file's chunks are looked for among its old version's first.
+ * Only an entry under a name the base tree lacks (moved or copied
+ * content, perhaps) makes the whole base tree's entries known (learn_base):
+ * most changed directories differ from their base only in changed files
+ * and subdirectories, and never pay for that. */
+static int visit(struct sync_ctx *c, const struct item *it, const struct ps_tree *t,
+		 const struct ps_tree *bt, const uint8_t *bid, struct itemv *next)
+{
+	size_t cur = 0;
+	int learned = !bt;
 	if (walked_add(c, it->s) || want(c, it->s, it->path))
 		return c->hard;
 	for (size_t i = 0; i < t->n && !c->hard; i++) {
 		const struct ps_tentry *e = &t->ents[i];
+		const struct ps_tentry *be;
+		if (e->type != PS_T_DIR && (e->type != PS_T_REG || !e->nextents))
+			continue;
+		be = bt ? base_entry(bt, &cur, e) : NULL;
+		if (!be && !learned) {
+			if (learn_base(c, bid, bt))
+				return c->hard;
+			learned = 1;
+		}
 		if (e->type == PS_T_DIR) {
-			const uint8_t *b = NULL;
 			char *path;
+			if (be && !memcmp(be->subtree, e->subtree, 32))
+				continue;
 			if (ps_idset_get(&c->complete, e->subtree))
 				continue;
 			if (it->depth + 1 > PS_MAX_DEPTH) {
 				damage(c, e->subtree, it->path, "directory nesting too deep");
 				continue;
 			}
-			if (bt) {
-				long k = ps_tree_find(bt, (const char *)e->name, e->name_len);
-				if (k >= 0 && bt->ents[k].type == PS_T_DIR)
-					b = bt->ents[k].subtree;
-			}
 			path = join_path(it->path, e->name, e->name_len);
 			if (!path)
 				return oom(c);
-			if (item_push(c, next, e->subtree, b, path, it->depth + 1))
+			if (item_push(c, next, e->subtree, be ? be->subtree : NULL, path, it->depth + 1))
 				return c->hard;
-		} else if (e->type == PS_T_REG && e->nextents) {
+		} else {
 			char *path = NULL;
+			if (be && same_extents(be, e))
+				continue;
+			/* a changed file: its old version's chunks are on DST */
+			for (size_t k = 0; be && k < be->nextents; k++)
+				if (ps_idset_add(&c->known, be->extents[k].id) < 0)
+					return oom(c);
 			for (size_t k = 0; k < e->nextents && !c->hard; k++) {
 				const uint8_t *id = e->extents[k].id;
 				if (ps_idset_get(&c->known, id) || (flags_of(c, id) & F_PRESENT))
@@ -677,15 +729,13 @@ static int walk_level(struct sync_ctx *c, struct itemv *level, struct itemv *nex
 			const struct ps_tree *bt = NULL;
 			if (sidx[i] == SIZE_MAX)
 				continue;
-			if (bidx[i] != SIZE_MAX && tl.trees[bidx[i]].buf) {
+			if (bidx[i] != SIZE_MAX && tl.trees[bidx[i]].buf)
 				bt = &tl.trees[bidx[i]];
-				learn_base(c, it->b, bt);
-			}
 			if (!tl.trees[sidx[i]].buf) {
 				damage(c, it->s, it->path, tl.why[sidx[i]] ? tl.why[sidx[i]] : "unreadable tree");
 				continue;
 			}
-			visit(c, it, &tl.trees[sidx[i]], bt, next);
+			visit(c, it, &tl.trees[sidx[i]], bt, it->b, next);
 		}
 		for (size_t i = 0; i < nids; i++) {
 			ps_tree_release(&tl.trees[i]);
