@@ -1971,13 +1971,14 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1)
 		ncpu = 1;
-	/* Two imports per core: a small project's save spends much of its time
-	 * waiting for the disk (fsync of pack, index, snapshot, marker; the
-	 * catalog's commits), which another import's hashing and compression
-	 * fill; each save then gets one worker thread (its walker is a second).
-	 * Measured on 2 cores (bench/migrate.sh): -j 4 --threads 1 reached the
-	 * single save's rate, -j 2 about 70% of it, more threads per save did not
-	 * help. Capped: every worker holds a catalog connection and an index. */
+	/* Two imports per core: a small project's save still waits for the disk
+	 * (fsync of its ref and marker, a catalog commit, its group's pack and
+	 * segment), which another import's hashing and compression fill; each
+	 * save then gets one worker thread (run in the worker process itself).
+	 * Measured on 2 cores (bench/results/2026-11-25-migrate-small.txt): with
+	 * 4 MiB homes -j 2 99% and -j 4 80% of the single save's rate, with
+	 * 1.1 MiB homes both 60%. Capped: every worker holds a catalog
+	 * connection and an index. */
 	if (!m.jobs)
 		m.jobs = 2 * ncpu < 16 ? 2 * ncpu : 16;
 	if (!m.threads)
