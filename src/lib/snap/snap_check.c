@@ -434,8 +434,9 @@ done:
 struct stat_walk {
 	struct ps_store *s;
 	struct ps_idset seen;     /* objects counted */
-	uint64_t raw, stored, chunks;
+	uint64_t raw, stored, chunks; /* chunks */
 	int count_trees;
+	uint64_t trees;           /* trees, as stored (count_trees) */
 };
 
 static int stat_tree(struct stat_walk *w, const uint8_t id[32], int depth, struct ps_error *err)
@@ -450,7 +451,7 @@ static int stat_tree(struct stat_walk *w, const uint8_t id[32], int depth, struc
 	if (depth > PS_MAX_DEPTH)
 		return ps_err(err, PS_ECORRUPT, "directory nesting deeper than %d", PS_MAX_DEPTH);
 	if (w->count_trees && ps_store_locate(w->s, id, &info))
-		w->stored += info.stored_len;
+		w->trees += info.stored_len;
 	rc = ps_tree_load(w->s, id, &t, err);
 	if (rc)
 		return rc;
@@ -482,8 +483,7 @@ static int project_stats(struct ps_store *s, const char *project, struct ps_stat
 {
 	struct ps_snapshot_info *v = NULL;
 	size_t n = 0;
-	struct stat_walk latest = { s, { 0 }, 0, 0, 0, 0 };
-	struct stat_walk all = { s, { 0 }, 0, 0, 0, 1 };
+	struct stat_walk all = { s, { 0 }, 0, 0, 0, 1, 0 };
 	uint64_t quota = 0;
 	int rc = ps_snapshot_list(s, project, &v, &n, err);
 	if (rc)
@@ -497,19 +497,21 @@ static int project_stats(struct ps_store *s, const char *project, struct ps_stat
 		const struct ps_snapshot_info *l = &v[n - 1];
 		out->files += l->files;
 		out->logical_bytes += l->logical_bytes;
-		rc = stat_tree(&latest, l->root, 0, err);
+		/* One walk: the latest snapshot first, whose chunk figures are
+		 * those of the walk so far, then the older ones (their objects
+		 * not yet seen); trees count only towards stored_bytes. */
+		rc = stat_tree(&all, l->root, 0, err);
+		out->unique_raw_bytes += all.raw;
+		out->unique_stored_bytes += all.stored;
+		out->chunks += all.chunks;
 		if (!rc && global)
 			rc = stat_tree(global, l->root, 0, err);
-		for (size_t i = 0; i < n && !rc && !global; i++)
+		for (size_t i = 0; i + 1 < n && !rc && !global; i++)
 			rc = stat_tree(&all, v[i].root, 0, err);
-		out->unique_raw_bytes += latest.raw;
-		out->unique_stored_bytes += latest.stored;
-		out->chunks += latest.chunks;
-		out->stored_bytes += all.stored;
+		out->stored_bytes += all.stored + all.trees;
 		out->over_quota = quota && l->logical_bytes > quota;
 	}
 done:
-	ps_idset_release(&latest.seen);
 	ps_idset_release(&all.seen);
 	ps_free(v);
 	return rc;
@@ -531,7 +533,7 @@ int ps_stats(struct ps_store *s, const char *project, struct ps_stats *out, stru
 	} else {
 		char **projects = NULL;
 		size_t np = 0;
-		struct stat_walk global = { s, { 0 }, 0, 0, 0, 0 };
+		struct stat_walk global = { s, { 0 }, 0, 0, 0, 0, 0 };
 		uint8_t (*ids)[32] = NULL;
 		size_t nids = 0;
 		rc = ps_project_list(s, &projects, &np, err);
