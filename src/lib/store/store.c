@@ -711,6 +711,20 @@ static int journal_pack(struct ps_store *s, const uint8_t pack_id[32], struct ps
 }
 
 /* Finishes the open pack (lock held). */
+/* The objects added to pack slot num are not stored after all (its pack could
+ * not be finished): they are marked failed, so that a later put of the same
+ * id writes it again instead of counting it as present. */
+static void fail_pending_of_pack(struct store_priv *priv, uint32_t num)
+{
+	for (size_t i = 0; i < priv->pend.cap; i++) {
+		struct pend_ent *e = &priv->pend.slots[i];
+		if (e->pack != PENDING_EMPTY && e->len && e->pack == num) {
+			e->failed = 1;
+			e->len = 0;
+		}
+	}
+}
+
 static int finish_pack_locked(struct ps_store *s, struct ps_error *err)
 {
 	struct store_priv *priv = P(s);
@@ -718,19 +732,22 @@ static int finish_pack_locked(struct ps_store *s, struct ps_error *err)
 	int rc;
 	if (!s->writer)
 		return PS_OK;
-	rc = ps_pack_writer_finish(s->writer, pid, err);
-	s->writer = NULL;
-	if (rc)
-		return rc;
-	memcpy(s->packs[priv->cur_pack], pid, 32);
+	/* room in the session's list first: a finished pack must be indexed */
 	if (s->nsession_packs == s->session_cap) {
 		size_t cap = s->session_cap ? s->session_cap * 2 : 16;
 		uint32_t *v = ps_realloc(s->session_packs, cap * sizeof(*v));
 		if (!v)
-			return ps_err(err, PS_ERROR, "out of memory");
+			return ps_err(err, PS_ERROR, "out of memory"); /* the writer stays open */
 		s->session_packs = v;
 		s->session_cap = cap;
 	}
+	rc = ps_pack_writer_finish(s->writer, pid, err);
+	s->writer = NULL;
+	if (rc) {
+		fail_pending_of_pack(priv, priv->cur_pack);
+		return rc;
+	}
+	memcpy(s->packs[priv->cur_pack], pid, 32);
 	s->session_packs[s->nsession_packs++] = priv->cur_pack;
 	return journal_pack(s, pid, err);
 }
@@ -1196,6 +1213,42 @@ static int refresh_index(struct ps_store *s)
 
 /* Reads the record of id at (pack, off, rlen). *missing = 1 when the pack
  * file does not exist. */
+/* Checks and decodes record rec (rlen bytes, of object id, read from pack
+ * `where`), which it takes over: want_type < 0 hands out the record itself
+ * (header checked), else the object's content (decompressed, hash checked,
+ * type compared unless want_type is 0). */
+static int decode_rec(const uint8_t id[32], uint8_t *rec, uint32_t rlen, int want_type,
+		      const char *where, uint8_t **out, size_t *len, struct ps_error *err)
+{
+	char hex[65];
+	int type = 0, rc;
+	if (want_type < 0) {
+		/* the record as stored (sync sends it without recompressing): its
+		 * header is checked here, its content by whoever decodes it */
+		if (rlen < PS_PACK_REC_HDR_LEN || memcmp(rec + 12, id, 32) ||
+		    ps_get_le32(rec + 8) != rlen - PS_PACK_REC_HDR_LEN) {
+			ps_free(rec);
+			ps_hex_encode(id, 32, hex);
+			return ps_err(err, PS_ECORRUPT, "object %s: record header in pack '%s' is damaged",
+				      hex, where);
+		}
+		*out = rec;
+		*len = rlen;
+		return PS_OK;
+	}
+	rc = ps_pack_decode_record(rec, rlen, id, &type, out, len, err);
+	ps_free(rec);
+	if (rc)
+		return ps_err_prefix(err, "pack '%s'", where);
+	if (want_type && type != want_type) {
+		ps_free(*out);
+		*out = NULL;
+		ps_hex_encode(id, 32, hex);
+		return ps_err(err, PS_ECORRUPT, "object %s has type %d, expected %d", hex, type, want_type);
+	}
+	return PS_OK;
+}
+
 static int get_record(struct ps_store *s, const uint8_t id[32], uint32_t pack, uint32_t off,
 		      uint32_t rlen, int want_type, uint8_t **out, size_t *len, int *missing,
 		      struct ps_error *err)
@@ -1204,7 +1257,7 @@ static int get_record(struct ps_store *s, const uint8_t id[32], uint32_t pack, u
 	uint8_t *rec = NULL;
 	char hex[65], path[PATH_MAX];
 	size_t got;
-	int slot, type = 0, rc;
+	int slot, rc;
 
 	pthread_mutex_lock(&s->lock);
 	ps_pack_path(s->packs[pack], path, sizeof(path));
@@ -1231,32 +1284,8 @@ static int get_record(struct ps_store *s, const uint8_t id[32], uint32_t pack, u
 		rc = ps_err(err, PS_ECORRUPT, "object %s: pack '%s' is truncated", hex, path);
 		goto done;
 	}
-	if (want_type < 0) {
-		/* the record as stored (sync sends it without recompressing): its
-		 * header is checked here, its content by whoever decodes it */
-		if (rlen < PS_PACK_REC_HDR_LEN || memcmp(rec + 12, id, 32) ||
-		    ps_get_le32(rec + 8) != rlen - PS_PACK_REC_HDR_LEN) {
-			ps_hex_encode(id, 32, hex);
-			rc = ps_err(err, PS_ECORRUPT, "object %s: record header in pack '%s' is damaged",
-				    hex, path);
-			goto done;
-		}
-		*out = rec;
-		*len = rlen;
-		rec = NULL;
-		goto done;
-	}
-	rc = ps_pack_decode_record(rec, rlen, id, &type, out, len, err);
-	if (rc) {
-		ps_err_prefix(err, "pack '%s'", path);
-		goto done;
-	}
-	if (want_type && type != want_type) {
-		ps_free(*out);
-		*out = NULL;
-		ps_hex_encode(id, 32, hex);
-		rc = ps_err(err, PS_ECORRUPT, "object %s has type %d, expected %d", hex, type, want_type);
-	}
+	rc = decode_rec(id, rec, rlen, want_type, path, out, len, err);
+	rec = NULL;
 done:
 	ps_free(rec);
 	if (slot < 0)
@@ -1313,7 +1342,21 @@ static int get_any(struct ps_store *s, const uint8_t id[32], int want_type, uint
 					}
 		} else {
 			struct pend_ent *p = pend_find(&P(s)->pend, id);
-			if (p && p->pack < s->npacks && p->len) {
+			if (p && p->len && !p->failed && s->writer && p->pack == P(s)->cur_pack) {
+				/* in the pack still being written: read it from there */
+				uint32_t off = p->off, rlen = p->len;
+				uint8_t *rec = ps_malloc(rlen);
+				rc = rec ? ps_pack_writer_read(s->writer, off, rec, rlen, err)
+					 : ps_err(err, PS_ERROR, "out of memory");
+				pthread_mutex_unlock(&s->lock);
+				if (rc == PS_OK)
+					rc = decode_rec(id, rec, rlen, want_type, "(pack being written)", out,
+							len, err);
+				else
+					ps_free(rec);
+				return rc;
+			}
+			if (p && p->pack < s->npacks && p->len && !p->failed) {
 				cand[0].pack = p->pack;
 				cand[0].off = p->off;
 				cand[0].len = p->len;

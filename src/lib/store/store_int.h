@@ -146,6 +146,9 @@ int ps_pack_writer_add(struct ps_pack_writer *w, int type, int codec, const uint
 		       uint32_t raw_len, const void *stored, uint32_t stored_len,
 		       uint64_t *offset, struct ps_error *err);
 uint64_t ps_pack_writer_size(const struct ps_pack_writer *w);
+/* n bytes at off of the pack being written (flushed to its file or not) */
+int ps_pack_writer_read(struct ps_pack_writer *w, uint64_t off, void *buf, size_t n,
+			struct ps_error *err);
 /* Writes the trailer, fsyncs, publishes packs/XX/ID.pack; pack_id out. */
 int ps_pack_writer_finish(struct ps_pack_writer *w, uint8_t pack_id[32], struct ps_error *err);
 void ps_pack_writer_abort(struct ps_pack_writer *w);

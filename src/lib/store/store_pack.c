@@ -159,6 +159,33 @@ int ps_pack_writer_add(struct ps_pack_writer *w, int type, int codec, const uint
 
 uint64_t ps_pack_writer_size(const struct ps_pack_writer *w) { return w->size; }
 
+int ps_pack_writer_read(struct ps_pack_writer *w, uint64_t off, void *buf, size_t n,
+			struct ps_error *err)
+{
+	uint64_t flushed = w->size - w->wbuf.len;
+	size_t done = 0;
+	if (w->broken || off > w->size || n > w->size - off)
+		return ps_err(err, PS_ECORRUPT, "no such record in the pack being written");
+	if (off < flushed) {
+		/* written out already: read it back from the temporary file */
+		struct ps_bfile *f = NULL;
+		size_t want = flushed - off < n ? (size_t)(flushed - off) : n, got = 0;
+		int rc = w->s->be->ops->open_read(w->s->be, w->tmp, &f, err);
+		if (rc)
+			return rc;
+		rc = w->s->be->ops->pread(f, buf, want, off, &got, err);
+		w->s->be->ops->close(f);
+		if (rc)
+			return rc;
+		if (got != want)
+			return ps_err(err, PS_ECORRUPT, "the pack being written is short");
+		done = want;
+	}
+	if (done < n)
+		memcpy((uint8_t *)buf + done, w->wbuf.data + (off + done - flushed), n - done);
+	return PS_OK;
+}
+
 int ps_pack_writer_finish(struct ps_pack_writer *w, uint8_t pack_id[32], struct ps_error *err)
 {
 	struct ps_backend *be = w->s->be;
