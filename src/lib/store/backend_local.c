@@ -350,8 +350,10 @@ int ps_be_link_nosync(struct ps_backend *be, const char *from, const char *to,
 	return be->ops->link(be, from, to, err);
 }
 
-int ps_be_write_atomic_nosync(struct ps_backend *be, const char *path, const void *data,
-			      size_t len, struct ps_error *err)
+/* data into path under a temporary name, renamed into place; durable: the
+ * file fsynced before the rename and the directory after it */
+static int write_atomic(struct ps_backend *be, const char *path, const void *data, size_t len,
+			int durable, struct ps_error *err)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	struct ps_bfile *f = NULL;
@@ -362,32 +364,24 @@ int ps_be_write_atomic_nosync(struct ps_backend *be, const char *path, const voi
 	if (rc)
 		return rc;
 	rc = be->ops->write(f, data, len, err);
+	if (!rc && durable)
+		rc = be->ops->fsync(f, err);
 	be->ops->close(f);
 	if (!rc)
-		rc = ps_be_rename_nosync(be, tmp, path, err);
+		rc = durable ? be->ops->rename(be, tmp, path, err) : ps_be_rename_nosync(be, tmp, path, err);
 	if (rc)
 		be->ops->unlink(be, tmp, NULL);
 	return rc;
 }
 
+int ps_be_write_atomic_nosync(struct ps_backend *be, const char *path, const void *data,
+			      size_t len, struct ps_error *err)
+{
+	return write_atomic(be, path, data, len, 0, err);
+}
+
 int ps_be_write_atomic(struct ps_backend *be, const char *path, const void *data,
 		       size_t len, struct ps_error *err)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	struct ps_bfile *f = NULL;
-	int rc;
-	parent_of(path, dir, sizeof(dir));
-	ps_be_tmp_name(dir, tmp, sizeof(tmp));
-	rc = be->ops->create_excl(be, tmp, &f, err);
-	if (rc)
-		return rc;
-	rc = be->ops->write(f, data, len, err);
-	if (!rc)
-		rc = be->ops->fsync(f, err);
-	be->ops->close(f);
-	if (!rc)
-		rc = be->ops->rename(be, tmp, path, err);
-	if (rc)
-		be->ops->unlink(be, tmp, NULL);
-	return rc;
+	return write_atomic(be, path, data, len, 1, err);
 }
