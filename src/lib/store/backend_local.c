@@ -29,7 +29,17 @@ struct ps_bfile {
 	int fd;
 	char *path;           /* relative path, for messages */
 	struct local_be *be;
+	uint64_t written;     /* bytes written through l_write */
+	uint64_t kicked;      /* ... of which writeback was started for */
 };
+
+/* Files written through the backend are fsynced before they become visible.
+ * Every WB_KICK bytes the kernel is asked to start writing back what came
+ * so far (sync_file_range SYNC_FILE_RANGE_WRITE: it starts the I/O and does
+ * not wait for it), so that the disk works while the next bytes are being
+ * made, and the fsync at the end waits only for the tail. It changes no
+ * guarantee: only the fsync makes anything durable. */
+#define WB_KICK (4u << 20)
 
 static struct local_be *L(struct ps_backend *be) { return (struct local_be *)be; }
 
@@ -88,6 +98,15 @@ static int l_write(struct ps_bfile *f, const void *buf, size_t n, struct ps_erro
 {
 	if (ps_write_all(f->fd, buf, n))
 		return ps_err_sys(err, "cannot write '%s'", f->path);
+	f->written += n;
+#ifdef SYNC_FILE_RANGE_WRITE
+	if (f->written - f->kicked >= WB_KICK) {
+		/* advice: a failure here shows again at the fsync */
+		(void)sync_file_range(f->fd, (off_t)f->kicked, (off_t)(f->written - f->kicked),
+				      SYNC_FILE_RANGE_WRITE);
+		f->kicked = f->written;
+	}
+#endif
 	return PS_OK;
 }
 
