@@ -346,6 +346,14 @@ void ps_format_age(int64_t time_ns, int64_t now_ns, char *buf, size_t len);
 void ps_format_time_ns(int64_t sec, uint32_t nsec, char *buf, size_t len);
 /* Hex of a 32-byte id; buf must hold 65 bytes. */
 void ps_id_hex(const uint8_t id[32], char *buf);
+/* Tunes malloc for a process that is a burst of large, short-lived buffers
+ * in a few threads (sync, serve-stdio, migrate): one arena, nothing handed
+ * back to the kernel until exit, and the heap's first `huge` bytes grown at
+ * once and marked for transparent huge pages (MADV_HUGEPAGE: the kernel's
+ * "madvise" mode), so that they fault in 2 MiB at a time instead of 4 KiB.
+ * Only the address range is taken; memory is used as it is touched. Call
+ * before any thread starts. No-op outside glibc. */
+void ps_mem_burst(size_t huge);
 
 /* ------------------------------------------- lazy browsing (snapshot fs) */
 

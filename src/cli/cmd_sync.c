@@ -36,17 +36,14 @@ static int64_t clock_ns(clockid_t id)
 
 /* A sync is a burst of large, short-lived buffers (index, trees, records)
  * in a few threads. Kept in one arena and not handed back to the kernel in
- * between, they are reused instead of being faulted in again: on the
- * reference change set a third fewer page faults and a quarter less CPU.
- * Memory stays at the run's peak until the process ends (--every: the next
- * round reuses it). */
+ * between, they are reused instead of being faulted in again; the heap's
+ * first 128 MiB are backed by transparent huge pages where the kernel
+ * offers them (on the reference change set 10,000 page faults -> 450 and
+ * about a third less CPU; docs/PERFORMANCE.md). Memory stays at the run's
+ * peak until the process ends (--every: the next round reuses it). */
 static void tune_malloc(void)
 {
-#ifdef __GLIBC__
-	mallopt(M_ARENA_MAX, 1);
-	mallopt(M_MMAP_THRESHOLD, 64 << 20);
-	mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
+	ps_mem_burst((size_t)128 << 20);
 }
 
 static void on_signal(int sig)

@@ -12,9 +12,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -780,4 +784,34 @@ void ps_idset_release(struct ps_idset *s)
 	s->keys = NULL;
 	s->used = NULL;
 	s->cap = s->n = 0;
+}
+
+void ps_mem_burst(size_t huge)
+{
+#ifdef __GLIBC__
+	const uintptr_t hp = 2u << 20;
+	void *p;
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_TRIM_THRESHOLD, 1 << 30);
+	/* large buffers come from the heap too, so that they are reused */
+	mallopt(M_MMAP_MAX, 0);
+	if (!huge)
+		return;
+	/* grow the heap by `huge` bytes and give them back to malloc at once:
+	 * they stay in the heap (trim threshold), untouched */
+	p = malloc(huge);
+	if (!p)
+		return;
+#ifdef MADV_HUGEPAGE
+	{
+		uintptr_t a = ((uintptr_t)p + hp - 1) & ~(hp - 1);
+		uintptr_t e = ((uintptr_t)p + huge) & ~(hp - 1);
+		if (e > a)
+			(void)madvise((void *)a, e - a, MADV_HUGEPAGE); /* advice only */
+	}
+#endif
+	free(p);
+#else
+	(void)huge;
+#endif
 }
