@@ -89,6 +89,11 @@ int ps_ref_read(struct ps_store *s, const char *project, const char *name,
 		struct ps_snapshot_info *si, struct ps_error *err);
 /* Publishes a new snapshot ref (and updates the list). */
 int ps_ref_publish(struct ps_store *s, const struct ps_snapshot_info *si, struct ps_error *err);
+/* ps_ref_publish of n snapshots (of different projects) as one group
+ * (ps_be_write_atomic_many): rc[i] is each one's outcome; returns the first
+ * failure. */
+int ps_ref_publish_many(struct ps_store *s, size_t n, const struct ps_snapshot_info *const *si,
+			int *rc, struct ps_error *err);
 /* As ps_snapshot_list, but a damaged ref is reported through bad() and
  * skipped instead of failing the listing (check, and open's fallback). */
 int ps_snapshot_list_ex(struct ps_store *s, const char *project, struct ps_snapshot_info **out,

@@ -428,6 +428,84 @@ int ps_ref_publish(struct ps_store *s, const struct ps_snapshot_info *si, struct
 	return PS_OK;
 }
 
+int ps_ref_publish_many(struct ps_store *s, size_t n, const struct ps_snapshot_info *const *si,
+			int *rc, struct ps_error *err)
+{
+	struct ps_buf *b;
+	char (*path)[PATH_MAX];
+	const char **paths;
+	const void **data;
+	size_t *lens, k = 0, *which;
+	struct ps_error e1;
+	int first = PS_OK, r;
+	if (!n)
+		return PS_OK;
+	b = ps_calloc(n, sizeof(*b));
+	path = ps_malloc(n * sizeof(*path));
+	paths = ps_calloc(n, sizeof(*paths));
+	data = ps_calloc(n, sizeof(*data));
+	lens = ps_calloc(n, sizeof(*lens));
+	which = ps_calloc(n, sizeof(*which));
+	int *wrc = ps_calloc(n, sizeof(*wrc));
+	if (!b || !path || !paths || !data || !lens || !which || !wrc) {
+		for (size_t i = 0; i < n; i++)
+			rc[i] = PS_ERROR;
+		first = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ps_error_clear(&e1);
+		snprintf(path[i], sizeof(path[i]), "projects/%s", si[i]->project);
+		r = s->be->ops->mkdir(s->be, path[i], &e1);
+		snprintf(path[i], sizeof(path[i]), "projects/%s/snaps", si[i]->project);
+		if (!r)
+			r = s->be->ops->mkdir(s->be, path[i], &e1);
+		if (!r && ps_ref_encode(si[i], &b[i]))
+			r = ps_err(&e1, PS_ERROR, "out of memory");
+		rc[i] = r;
+		if (r) {
+			if (!first) {
+				first = r;
+				if (err)
+					*err = e1;
+			}
+			continue;
+		}
+		snprintf(path[i], sizeof(path[i]), "projects/%s/snaps/%s.snap", si[i]->project,
+			 si[i]->name);
+		paths[k] = path[i];
+		data[k] = b[i].data;
+		lens[k] = b[i].len;
+		which[k++] = i;
+	}
+	ps_error_clear(&e1);
+	r = ps_be_write_atomic_many(s->be, k, paths, data, lens, wrc, &e1);
+	if (r && !first) {
+		first = r;
+		if (err)
+			*err = e1;
+	}
+	for (size_t j = 0; j < k; j++) {
+		struct ps_snapshot_info *v = NULL;
+		size_t nv = 0;
+		rc[which[j]] = wrc[j];
+		/* the snapshot exists now; refreshing the list is an optimisation */
+		if (!wrc[j] && ps_snapshot_list(s, si[which[j]]->project, &v, &nv, NULL) == PS_OK)
+			ps_free(v);
+	}
+done:
+	for (size_t i = 0; b && i < n; i++)
+		ps_buf_release(&b[i]);
+	ps_free(b);
+	ps_free(path);
+	ps_free(paths);
+	ps_free(data);
+	ps_free(lens);
+	ps_free(which);
+	ps_free(wrc);
+	return first;
+}
+
 int ps_snapshot_resolve(struct ps_store *s, const char *project, const char *spec,
 			struct ps_snapshot_info *out, struct ps_error *err)
 {

@@ -1259,25 +1259,52 @@ static int batch_commit_pending(struct ps_store *s, struct ps_save_batch *b, str
 		if (err)
 			*err = e1;
 	}
-	for (size_t i = b->committed; i < b->n; i++) {
-		struct batch_ent *e = &b->v[i];
-		struct ps_error e2;
-		/* a save that publishes nothing (unchanged) needs nothing of the
-		 * flush; its cache is kept only when the flush went well */
-		e->result = e->publish ? rc : PS_OK;
-		if (rc && e->fc) {
-			ps_fcache_free(e->fc);
-			e->fc = NULL;
-		}
-		if (!rc && e->publish) {
+	/* the refs of the saves that publish, as one group */
+	if (!rc) {
+		const struct ps_snapshot_info **pv = ps_calloc(b->n - b->committed + 1, sizeof(*pv));
+		int *prc = ps_calloc(b->n - b->committed + 1, sizeof(*prc));
+		size_t np = 0;
+		if (!pv || !prc) {
+			rc = ps_err(&e1, PS_ERROR, "out of memory");
+			if (!first) {
+				first = rc;
+				if (err)
+					*err = e1;
+			}
+		} else {
+			struct ps_error e2;
+			int r;
+			for (size_t i = b->committed; i < b->n; i++)
+				if (b->v[i].publish)
+					pv[np++] = &b->v[i].info;
 			ps_error_clear(&e2);
-			e->result = ps_ref_publish(s, &e->info, &e2);
-			if (e->result && !first) {
-				first = e->result;
+			r = ps_ref_publish_many(s, np, pv, prc, &e2);
+			if (r && !first) {
+				first = r;
 				if (err)
 					*err = e2;
 			}
-			published += !e->result;
+			np = 0;
+			for (size_t i = b->committed; i < b->n; i++)
+				if (b->v[i].publish) {
+					b->v[i].result = prc[np++];
+					published += !b->v[i].result;
+				}
+		}
+		ps_free(pv);
+		ps_free(prc);
+	}
+	for (size_t i = b->committed; i < b->n; i++) {
+		struct batch_ent *e = &b->v[i];
+		/* a save that publishes nothing (unchanged) needs nothing of the
+		 * flush; its cache is kept only when the flush went well */
+		if (rc)
+			e->result = e->publish ? rc : PS_OK;
+		else if (!e->publish)
+			e->result = PS_OK;
+		if (rc && e->fc) {
+			ps_fcache_free(e->fc);
+			e->fc = NULL;
 		}
 		if (!e->result && e->fc)
 			ps_fcache_commit(e->fc, NULL);   /* a lost cache only costs speed */

@@ -70,6 +70,10 @@ struct ps_backend_ops {
 			     struct ps_error *err);
 	int (*link_nosync)(struct ps_backend *be, const char *from, const char *to,
 			   struct ps_error *err);
+	/* Optional: starts writing back what was written to f, without waiting
+	 * (advice before a group of fsyncs, so that their data goes to the disk
+	 * together and one journal commit covers them). */
+	void (*writeback)(struct ps_bfile *f);
 };
 
 struct ps_backend {
@@ -136,6 +140,19 @@ int ps_be_read_all(struct ps_backend *be, const char *path, size_t max, void **o
 /* Writes data to tmp path, fsyncs, renames to `path`. */
 int ps_be_write_atomic(struct ps_backend *be, const char *path, const void *data,
 		       size_t len, struct ps_error *err);
+/* ps_be_write_atomic of n files as one group: every file is written under
+ * its temp name first, then all are fsynced, renamed into place, and each
+ * distinct directory fsynced once. Each file still becomes visible only
+ * after its bytes are durable; the group lets the file system commit them
+ * together (on ext4 and XFS the first fsync's journal commit carries the
+ * others, which then cost next to nothing). rc[i] is file i's outcome;
+ * returns the first failure (err: its message), PS_OK when all went. A
+ * file that failed before its rename is not there (its temp name is
+ * removed); one whose directory could not be fsynced is there, but may not
+ * survive a crash, and is reported failed. */
+int ps_be_write_atomic_many(struct ps_backend *be, size_t n, const char *const *paths,
+			    const void *const *data, const size_t *lens, int *rc,
+			    struct ps_error *err);
 /* rename / link without the directory fsync where the backend can (above). */
 int ps_be_rename_nosync(struct ps_backend *be, const char *from, const char *to,
 			struct ps_error *err);

@@ -1139,6 +1139,7 @@ static const struct ps_backend_ops gluster_ops = {
 	"gluster", g_open_read, g_create_excl, g_pread, g_write, g_fsync, g_fstat, g_close,
 	g_stat, g_rename, g_link, g_unlink, g_mkdir, g_rmdir, g_fsync_dir, g_list, g_free,
 	NULL, NULL,   /* rename_nosync, link_nosync: rename and link are used */
+	NULL,         /* writeback */
 };
 
 /* Checks (or with PS_BACKEND_CREATE makes) the store directory. */

@@ -110,6 +110,15 @@ static int l_write(struct ps_bfile *f, const void *buf, size_t n, struct ps_erro
 	return PS_OK;
 }
 
+static void l_writeback(struct ps_bfile *f)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+	(void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);   /* advice only */
+#else
+	(void)f;
+#endif
+}
+
 static int l_fsync(struct ps_bfile *f, struct ps_error *err)
 {
 	if (fsync(f->fd))
@@ -283,7 +292,7 @@ static void l_free(struct ps_backend *be)
 static const struct ps_backend_ops local_ops = {
 	"local", l_open_read, l_create_excl, l_pread, l_write, l_fsync, l_fstat, l_close,
 	l_stat, l_rename, l_link, l_unlink, l_mkdir, l_rmdir, l_fsync_dir, l_list, l_free,
-	l_rename_nosync, l_link_nosync,
+	l_rename_nosync, l_link_nosync, l_writeback,
 };
 
 int ps_backend_local_open(struct ps_backend **out, const char *path, struct ps_error *err)
@@ -391,6 +400,98 @@ static int write_atomic(struct ps_backend *be, const char *path, const void *dat
 	if (rc)
 		be->ops->unlink(be, tmp, NULL);
 	return rc;
+}
+
+int ps_be_write_atomic_many(struct ps_backend *be, size_t n, const char *const *paths,
+			    const void *const *data, const size_t *lens, int *rc,
+			    struct ps_error *err)
+{
+	struct ps_bfile **f;
+	char (*tmp)[PATH_MAX], (*dir)[PATH_MAX];
+	struct ps_error e1;
+	int first = PS_OK;
+	if (!n)
+		return PS_OK;
+	f = ps_calloc(n, sizeof(*f));
+	tmp = ps_malloc(n * sizeof(*tmp));
+	dir = ps_malloc(n * sizeof(*dir));
+	if (!f || !tmp || !dir) {
+		ps_free(f);
+		ps_free(tmp);
+		ps_free(dir);
+		for (size_t i = 0; i < n; i++)
+			rc[i] = PS_ERROR;
+		return ps_err(err, PS_ERROR, "out of memory");
+	}
+#define FAIL(i, code)                                   \
+	do {                                            \
+		rc[i] = (code);                         \
+		if (!first) {                           \
+			first = rc[i];                  \
+			if (err)                        \
+				*err = e1;              \
+		}                                       \
+	} while (0)
+	/* 1. every file under its temp name */
+	for (size_t i = 0; i < n; i++) {
+		ps_error_clear(&e1);
+		parent_of(paths[i], dir[i], sizeof(dir[i]));
+		ps_be_tmp_name(dir[i], tmp[i], sizeof(tmp[i]));
+		rc[i] = be->ops->create_excl(be, tmp[i], &f[i], &e1);
+		if (rc[i]) {
+			f[i] = NULL;
+			FAIL(i, rc[i]);
+			continue;
+		}
+		if ((rc[i] = be->ops->write(f[i], data[i], lens[i], &e1)))
+			FAIL(i, rc[i]);
+	}
+	/* 2. all durable: their writeback started together, so that the first
+	 * fsync's journal commit carries the group */
+	for (size_t i = 0; i < n && be->ops->writeback; i++)
+		if (f[i] && !rc[i])
+			be->ops->writeback(f[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (!f[i])
+			continue;
+		ps_error_clear(&e1);
+		if (!rc[i] && (rc[i] = be->ops->fsync(f[i], &e1)))
+			FAIL(i, rc[i]);
+		be->ops->close(f[i]);
+		f[i] = NULL;
+	}
+	/* 3. visible */
+	for (size_t i = 0; i < n; i++) {
+		ps_error_clear(&e1);
+		if (!rc[i] && (rc[i] = ps_be_rename_nosync(be, tmp[i], paths[i], &e1)))
+			FAIL(i, rc[i]);
+		if (rc[i])
+			be->ops->unlink(be, tmp[i], NULL);
+	}
+	/* 4. the renames durable: each directory once */
+	for (size_t i = 0; i < n; i++) {
+		int dr;
+		int seen = 0;
+		if (rc[i])
+			continue;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = !rc[k] && !strcmp(dir[k], dir[i]);
+		if (seen)
+			continue;
+		ps_error_clear(&e1);
+		dr = be->ops->fsync_dir(be, dir[i], &e1);
+		if (!dr)
+			continue;
+		/* every file renamed into that directory is in doubt */
+		for (size_t k = i; k < n; k++)
+			if (!rc[k] && !strcmp(dir[k], dir[i]))
+				FAIL(k, dr);
+	}
+#undef FAIL
+	ps_free(f);
+	ps_free(tmp);
+	ps_free(dir);
+	return first;
 }
 
 int ps_be_write_atomic_nosync(struct ps_backend *be, const char *path, const void *data,
