@@ -15,7 +15,8 @@
 # env: BENCH_DIR (/var/tmp/projstore-bench), CORPUS ($BENCH_DIR/corpus), SLICE_MB (400), HOMES (100),
 #      RUNS (3), JOBS ("2 4"), THREADS (threads per save in migrate; default: migrate's own),
 #      PROJSTORE (binary; default the work tree's build/projstore, built with make -j2),
-#      NICE (e.g. -10: run the timed commands at that nice level on a shared machine)
+#      NICE (e.g. -10: run the timed commands at that nice level on a shared machine),
+#      KEEP (1 = leave the homes in $BENCH_DIR/migrate-work/src after the run, for profiling)
 # Prints a report on stdout (save it as bench/results/DATE-migrate.txt); progress on stderr.
 set -euo pipefail
 export LC_ALL=C
@@ -47,7 +48,7 @@ NICE_CMD=()
 [ -n "${NICE:-}" ] && NICE_CMD=(nice -n "$NICE")
 
 # ----------------------------------------------------------------- the homes
-rm -rf "$W"
+[ "${KEEP:-0}" = 1 ] || rm -rf "$W"
 mkdir -p "$W/lists" "$W/src"
 log "cutting ${SLICE_MB} MB of $CORPUS into $HOMES homes"
 (cd "$CORPUS" && find src docs -type f -printf '%s\t%p\n' | sort -t "$(printf '\t')" -k2,2) |
@@ -163,4 +164,4 @@ if [ -s "$W/errors.log" ]; then
 	echo "stderr of the runs (first lines):"
 	head -n 20 "$W/errors.log" | sed 's/^/  /'
 fi
-rm -rf "$W"
+[ "${KEEP:-0}" = 1 ] || rm -rf "$W"

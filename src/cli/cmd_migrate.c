@@ -440,49 +440,85 @@ static void marker_read(const struct mig *m, const char *project, struct marker 
 	mk->valid = version == MIG_MARKER_VERSION && !strcmp(mk->state, "done");
 }
 
-/* Temp file + fsync + rename + fsync of the directory. */
-static int marker_write(const struct mig *m, const char *project, const struct marker *mk,
-			char *msg, size_t msglen)
+static int marker_text(const struct marker *mk, char *text, size_t len)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], text[1024];
-	int fd, n, rc = -1;
+	return snprintf(text, len,
+			"projstore-migrate %d\nstate %s\nsource %s\noptions %s\ndigest %s\nsnapshot %s\n"
+			"errors %llu\n",
+			MIG_MARKER_VERSION, mk->state, mk->source, mk->options, mk->digest,
+			mk->snapshot[0] ? mk->snapshot : "-", (unsigned long long)mk->errors);
+}
+
+/* The markers of n projects as one group: each to a temp file, all fsynced,
+ * renamed into place, and the directory fsynced once (the first fsync's
+ * journal commit carries the others). ok[i] = 1 for each one written; a
+ * failure's message goes to msgs[i] (msglen bytes). */
+static void marker_write_many(const struct mig *m, size_t n, const char *const *projects,
+			      const struct marker *mk, int *ok, char (*msgs)[PS_CAT_TEXT_MAX],
+			      size_t msglen)
+{
+	char dir[PATH_MAX], text[1024];
+	char (*path)[PATH_MAX] = calloc(n ? n : 1, sizeof(*path));
+	char (*tmp)[PATH_MAX + 32] = calloc(n ? n : 1, sizeof(*tmp));
+	int *fd = calloc(n ? n : 1, sizeof(*fd));
+	int dfd;
+	for (size_t i = 0; i < n; i++)
+		ok[i] = 0;
+	if (!path || !tmp || !fd) {
+		for (size_t i = 0; i < n; i++)
+			snprintf(msgs[i], msglen, "out of memory");
+		goto done;
+	}
 	snprintf(dir, sizeof(dir), "%s/migrate/%s", m->cache_dir, m->store_id);
 	if (mkdirs(dir, 0700)) {
-		snprintf(msg, msglen, "cannot create '%s': %s", dir, strerror(errno));
-		return -1;
-	}
-	marker_path(m, project, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	n = snprintf(text, sizeof(text),
-		     "projstore-migrate %d\nstate %s\nsource %s\noptions %s\ndigest %s\nsnapshot %s\n"
-		     "errors %llu\n",
-		     MIG_MARKER_VERSION, mk->state, mk->source, mk->options, mk->digest,
-		     mk->snapshot[0] ? mk->snapshot : "-", (unsigned long long)mk->errors);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd)) {
-		snprintf(msg, msglen, "cannot write '%s': %s", tmp, strerror(errno));
+		for (size_t i = 0; i < n; i++)
+			snprintf(msgs[i], msglen, "cannot create '%s': %s", dir, strerror(errno));
 		goto done;
 	}
-	if (close(fd)) {
-		fd = -1;
-		snprintf(msg, msglen, "cannot write '%s': %s", tmp, strerror(errno));
-		goto done;
+	for (size_t i = 0; i < n; i++) {
+		int len = marker_text(&mk[i], text, sizeof(text));
+		marker_path(m, projects[i], path[i], sizeof(path[i]));
+		snprintf(tmp[i], sizeof(tmp[i]), "%s.tmp.%ld", path[i], (long)getpid());
+		fd[i] = open(tmp[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd[i] < 0 || write(fd[i], text, (size_t)len) != len) {
+			snprintf(msgs[i], msglen, "cannot write '%s': %s", tmp[i], strerror(errno));
+			if (fd[i] >= 0)
+				close(fd[i]);
+			fd[i] = -1;
+			unlink(tmp[i]);
+			continue;
+		}
+		ok[i] = 1;
 	}
-	fd = -1;
-	if (rename(tmp, path)) {
-		snprintf(msg, msglen, "cannot rename '%s': %s", tmp, strerror(errno));
-		goto done;
+	/* their writeback started together: the first fsync's journal commit
+	 * carries the group */
+	for (size_t i = 0; i < n; i++)
+		if (fd[i] >= 0)
+			(void)sync_file_range(fd[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+	for (size_t i = 0; i < n; i++) {
+		if (fd[i] < 0)
+			continue;
+		if (fsync(fd[i]) || close(fd[i])) {
+			snprintf(msgs[i], msglen, "cannot write '%s': %s", tmp[i], strerror(errno));
+			ok[i] = 0;
+		}
+		fd[i] = -1;
+		if (ok[i] && rename(tmp[i], path[i])) {
+			snprintf(msgs[i], msglen, "cannot rename '%s': %s", tmp[i], strerror(errno));
+			ok[i] = 0;
+		}
+		if (!ok[i])
+			unlink(tmp[i]);
 	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0)
-		fsync(fd);
-	rc = 0;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
 done:
-	if (fd >= 0)
-		close(fd);
-	if (rc)
-		unlink(tmp);
-	return rc;
+	free(path);
+	free(tmp);
+	free(fd);
 }
 
 /* ------------------------------------------------------------ project ids */
@@ -864,23 +900,45 @@ static void imp_free(struct imp *im)
  * next run finishes as unchanged (catalog end only); the other order would
  * leave the old marker with the project out of maintenance, which looks
  * like a snapshot saved by someone else. */
+static void marker_of(const struct imp *im, struct marker *nm)
+{
+	memset(nm, 0, sizeof(*nm));
+	snprintf(nm->state, sizeof(nm->state), "done");
+	memcpy(nm->source, im->source, sizeof(im->source));
+	memcpy(nm->options, im->options, sizeof(im->options));
+	memcpy(nm->digest, im->digest, sizeof(im->digest));
+	snprintf(nm->snapshot, sizeof(nm->snapshot), "%s", im->si.name);
+	nm->errors = im->si.errors;
+}
+
+/* The markers of n saved imports, as one group (marker_write_many). */
+static void import_markers(struct wctx *w, struct imp **ims, size_t n)
+{
+	struct marker *mk = calloc(n ? n : 1, sizeof(*mk));
+	const char **ids = calloc(n ? n : 1, sizeof(*ids));
+	int *ok = calloc(n ? n : 1, sizeof(*ok));
+	char (*msgs)[PS_CAT_TEXT_MAX] = calloc(n ? n : 1, sizeof(*msgs));
+	if (!mk || !ids || !ok || !msgs)
+		_exit(EXIT_FAIL);
+	for (size_t i = 0; i < n; i++) {
+		ims[i]->saved = 1;
+		marker_of(ims[i], &mk[i]);
+		ids[i] = ims[i]->p->id;
+	}
+	marker_write_many(w->m, n, ids, mk, ok, msgs, sizeof(msgs[0]));
+	for (size_t i = 0; i < n; i++)
+		if (!ok[i])
+			ims[i]->reason = xasprintf("saved as %s, but %s", ims[i]->si.name, msgs[i]);
+	free(mk);
+	free(ids);
+	free(ok);
+	free(msgs);
+}
+
 static int import_marker(struct wctx *w, struct imp *im)
 {
-	struct marker nm;
-	char msg[PS_CAT_TEXT_MAX + 64];
-	im->saved = 1;
-	memset(&nm, 0, sizeof(nm));
-	snprintf(nm.state, sizeof(nm.state), "done");
-	memcpy(nm.source, im->source, sizeof(im->source));
-	memcpy(nm.options, im->options, sizeof(im->options));
-	memcpy(nm.digest, im->digest, sizeof(im->digest));
-	snprintf(nm.snapshot, sizeof(nm.snapshot), "%s", im->si.name);
-	nm.errors = im->si.errors;
-	if (marker_write(w->m, im->p->id, &nm, msg, sizeof(msg))) {
-		im->reason = xasprintf("saved as %s, but %s", im->si.name, msg);
-		return -1;
-	}
-	return 0;
+	import_markers(w, &im, 1);
+	return im->reason ? -1 : 0;
 }
 
 static void import_catalog_end(struct wctx *w, struct imp *im, int cat_done)
@@ -1213,9 +1271,17 @@ static void flush_batch(struct wctx *w)
 	imps = calloc(n, sizeof(*imps));
 	ids = calloc(n, sizeof(*ids));
 	cat_done = calloc(n, sizeof(*cat_done));
-	for (size_t i = 0; i < n; i++)
-		if (!res[i])
-			import_marker(w, held[i]);
+	{
+		struct imp **saved = calloc(n, sizeof(*saved));
+		size_t k = 0;
+		if (!saved)
+			_exit(EXIT_FAIL);
+		for (size_t i = 0; i < n; i++)
+			if (!res[i])
+				saved[k++] = held[i];
+		import_markers(w, saved, k);
+		free(saved);
+	}
 	test_pause("marked");
 	if (ends && imps && ids && cat_done && w->cat) {
 		size_t k = 0;
