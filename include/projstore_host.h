@@ -54,6 +54,14 @@
 int ps_host_user_name(const char *project, char *buf, size_t len, struct ps_error *err);
 /* The uid range projects get ($PROJSTORE_UID_MIN, $PROJSTORE_UID_MAX). */
 void ps_host_uid_range(int64_t *min, int64_t *max);
+/*
+ * PS_EINVAL (with the reason) when a host root is not absolute or lies in
+ * one of the host directories every sandbox gets read-only (/usr, /etc,
+ * /bin, /sbin, /lib*, /opt): every project would see the working copies
+ * there.  Checked as written and, for its existing part, as this machine
+ * resolves it (symbolic links).  prepare and run check it; `host add` too.
+ */
+int ps_host_root_check(const char *root, struct ps_error *err);
 
 /* ------------------------------------------------------------ limits */
 

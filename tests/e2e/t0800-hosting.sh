@@ -107,6 +107,18 @@ test_expect_success 'prepare: user with the 32 hex digits, subvolume with a quot
 	test "$(id -u "$UA")" = "$PROJSTORE_UID_MIN"
 '
 
+test_expect_success 'a host root inside a directory every sandbox sees (/usr, /etc, /lib*, /opt) is refused' '
+	test_expect_code 2 ps host add bad --root /usr/local/pst$$ 2>err &&
+	test_grep "inside /usr, which every sandbox gets read-only" err &&
+	ps hosts --json >hosts.json &&
+	test_json hosts.json "[.[].name] | index(\"bad\") == null" &&
+	test_must_fail ps hosting prepare "$A" --root /opt/pst$$ 2>err &&
+	test_grep "inside /opt" err &&
+	test_path_is_missing /opt/pst$$ &&
+	test_must_fail ps hosting prepare "$A" --root /lib/pst$$ 2>err &&
+	test_grep "inside /" err
+'
+
 test_expect_success 'run: own user, home, PID namespace, exit status passes through' '
 	run_a sh -c "id -un; pwd; echo \$HOME; ls /proc | grep -c ^[0-9]" >out &&
 	test "$(sed -n 1p out)" = "$UA" &&

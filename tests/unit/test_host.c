@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void put(const char *dir, const char *file, const char *text)
 {
@@ -57,6 +58,37 @@ static void test_names(void)
 	ok(u[0] == 'p', "a UUID of decimal digits only gets the hashed name (never all digits)");
 	is_int(ps_host_user_name("Bad/Id", u, sizeof(u), &e), PS_EINVAL, "invalid id refused");
 	is_int(ps_host_user_name("x", u, 10, &e), PS_EINVAL, "short buffer refused");
+}
+
+static void test_root_check(void)
+{
+	struct ps_error e;
+	static const char *const bad[] = { "/usr/local/projects", "/etc", "/opt/", "//usr//x",
+					   "/srv/../usr/x", "/./bin/x", "/sbin/y", "/lib/x",
+					   "/lib32/x", "/lib64/x", "/libx32/x" };
+	for (size_t i = 0; i < PS_ARRAY_LEN(bad); i++) {
+		ps_error_clear(&e);
+		is_int(ps_host_root_check(bad[i], &e), PS_EINVAL, "host root %s refused", bad[i]);
+	}
+	ps_host_root_check("/usr/local/projects", &e);
+	ok(strstr(e.msg, "inside /usr") && strstr(e.msg, "read-only"), "the message says why: %s",
+	   e.msg);
+	static const char *const good[] = { "/srv/hosting", "/usr2/x", "/library/x", "/optional",
+					    "/", "/home/../srv/x" };
+	for (size_t i = 0; i < PS_ARRAY_LEN(good); i++)
+		is_int(ps_host_root_check(good[i], &e), 0, "host root %s accepted", good[i]);
+	is_int(ps_host_root_check("srv/hosting", &e), PS_EINVAL, "a relative root is refused");
+	/* through a symbolic link, as this machine resolves it */
+	const char *dir = th_tmpdir("rootlink");
+	char link[PATH_MAX], root[PATH_MAX + 16];
+	snprintf(link, sizeof(link), "%s/sys", dir);
+	ok(symlink("/usr/share", link) == 0, "a link to /usr/share");
+	snprintf(root, sizeof(root), "%s/not/yet", link);
+	is_int(ps_host_root_check(root, &e), PS_EINVAL, "a root through a link into /usr is refused");
+	ok(strstr(e.msg, "/usr/share/not/yet") != NULL, "the message shows the resolved path: %s",
+	   e.msg);
+	snprintf(root, sizeof(root), "%s/hosting", dir);
+	is_int(ps_host_root_check(root, &e), 0, "a root in a temporary directory is accepted");
 }
 
 static void test_v2(void)
@@ -230,6 +262,7 @@ static void test_catalog(void)
 int main(void)
 {
 	test_names();
+	test_root_check();
 	test_v2();
 	test_v2_hybrid_and_v1();
 	test_catalog();

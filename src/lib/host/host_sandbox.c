@@ -162,17 +162,19 @@ static int bind_mount(const char *src, const char *dst, int ro, int is_file)
 	return mount(NULL, dst, NULL, fl, NULL);
 }
 
+const char *const ps_sandbox_sys_dirs[] = { "usr", "etc", "bin", "sbin", "lib", "lib32",
+					     "lib64", "libx32", "opt", NULL };
+
 static int build_root(const struct ps_sandbox *sb, const char *nr, int fd)
 {
-	static const char *const sys_dirs[] = { "usr", "etc", "bin", "sbin", "lib", "lib32",
-						"lib64", "libx32", "opt" };
+	const char *const *sys_dirs = ps_sandbox_sys_dirs;
 	static const char *const devs[] = { "null", "zero", "full", "random", "urandom", "tty" };
 	char p[PATH_MAX], src[PATH_MAX], link[PATH_MAX];
 	if (mount("sandbox", nr, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") != 0) {
 		report(fd, "cannot mount the sandbox root on '%s'", nr);
 		return -1;
 	}
-	for (size_t i = 0; i < PS_ARRAY_LEN(sys_dirs); i++) {
+	for (size_t i = 0; sys_dirs[i]; i++) {
 		struct stat st;
 		snprintf(src, sizeof(src), "/%s", sys_dirs[i]);
 		snprintf(p, sizeof(p), "%s/%s", nr, sys_dirs[i]);
