@@ -140,8 +140,16 @@ int ps_hosting_present(const struct ps_host_config *cfg, const char *project);
 struct ps_host_run_opts {
 	const char *cwd;          /* inside the sandbox; NULL = the home */
 	char *const *env;         /* extra NAME=VALUE entries; NULL = none */
+	/* Called once the sandbox runs (its init in the project's cgroup) and
+	 * before the command starts; non-zero (with err) refuses the command,
+	 * and a sandbox this call started is killed again.  `run` checks the
+	 * project's status in the catalog here a second time: a close or move
+	 * that sets its status after this check stops the cgroup after it, so
+	 * the command cannot outlive that stop.  NULL = none. */
+	int (*admit)(void *ctx, struct ps_error *err);
+	void *admit_ctx;
 };
-#define PS_HOST_RUN_OPTS_INIT { NULL, NULL }
+#define PS_HOST_RUN_OPTS_INIT { NULL, NULL, NULL, NULL }
 
 /*
  * Runs argv in the project's sandbox as the project's user, starting the

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -324,6 +325,11 @@ int ps_hosting_run(const struct ps_host_config *cfg, const struct ps_host_projec
 	rc = ps_sandbox_ensure(&box, &init, &started, err);
 	if (rc != PS_OK)
 		return rc;
+	if (opts && opts->admit && (rc = opts->admit(opts->admit_ctx, err)) != PS_OK) {
+		if (started)
+			kill(init, SIGKILL); /* its namespaces and mounts go with it */
+		return rc;
+	}
 	return ps_sandbox_exec(&box, init, argv, opts, wstatus, err);
 }
 
