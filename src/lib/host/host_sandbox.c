@@ -314,7 +314,41 @@ static void close_fds_except(int keep)
 		close(fds[i]);
 }
 
-/* pid 1 of the sandbox: never returns */
+/* 1 when no process but pid 1 (and zombies) is left in the sandbox: its
+ * /proc shows only the sandbox's processes */
+static int init_alone(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 1;
+	struct dirent *de;
+	int others = 0;
+	char path[64], st[256];
+	while (!others && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || strcmp(de->d_name, "1") == 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		int f = open(path, O_RDONLY | O_CLOEXEC);
+		if (f < 0)
+			continue; /* gone meanwhile */
+		ssize_t n = read(f, st, sizeof(st) - 1);
+		close(f);
+		if (n <= 0)
+			continue;
+		st[n] = 0;
+		/* "PID (COMM) STATE ...": the state follows the last ')' */
+		char *rp = strrchr(st, ')');
+		if (!rp || rp[1] != ' ' || rp[2] != 'Z')
+			others = 1;
+	}
+	closedir(d);
+	return !others;
+}
+
+/* pid 1 of the sandbox: never returns.  SIGTERM (SIGINT, SIGHUP) from the
+ * host ends it once every other process of the sandbox has ended: when pid
+ * 1 goes, the kernel kills the rest at once, which would cut short the grace
+ * period that the stop gives them after its SIGTERM. */
 static void init_main(const struct ps_sandbox *sb, const char *nr, int fd)
 {
 	close_fds_except(fd);
@@ -376,15 +410,23 @@ static void init_main(const struct ps_sandbox *sb, const char *nr, int fd)
 	if (write(fd, "OK", 2) != 2)
 		_exit(1);
 	close(fd);
+	int stopping = 0;
 	for (;;) {
 		siginfo_t si;
-		int s = sigwaitinfo(&all, &si);
+		struct timespec tick = { 0, 20 * 1000 * 1000 };
+		int s = stopping ? sigtimedwait(&all, &si, &tick) : sigwaitinfo(&all, &si);
 		if (s == SIGCHLD) {
 			while (waitpid(-1, NULL, WNOHANG) > 0)
 				;
 		} else if (s == SIGTERM || s == SIGINT || s == SIGHUP) {
 			/* from the host (nothing inside may signal a root pid 1) */
-			_exit(0);
+			stopping = 1;
+		}
+		if (stopping) {
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			if (init_alone())
+				_exit(0);
 		}
 	}
 }
