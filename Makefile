@@ -115,13 +115,15 @@ e2e: all
 test: unit e2e
 
 # everything the CI runs: plain build + all tests, a short libFuzzer run of
-# every parser target, then the sanitizer pass
+# every parser target, then the sanitizer pass.  PS_REQUIRE_ALL=1: run as
+# root, an end-to-end test whose prerequisite (tool, kernel feature, server)
+# is missing fails instead of being skipped (tests/e2e/test-lib.sh)
 CHECK_FUZZ_SECONDS ?= 5
 check:
-	$(MAKE) all unit e2e $(if $(wildcard fuzz/fuzz.mk),fuzz-replay)
+	PS_REQUIRE_ALL=1 $(MAKE) all unit e2e $(if $(wildcard fuzz/fuzz.mk),fuzz-replay)
 	$(if $(wildcard fuzz/fuzz.mk),$(MAKE) fuzz-run FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS))
 	$(MAKE) SANITIZE=1 all unit
-	PROJSTORE_BIN=$(CURDIR)/build-asan/projstore PS_TOOLS=$(CURDIR)/build/tools \
+	PS_REQUIRE_ALL=1 PROJSTORE_BIN=$(CURDIR)/build-asan/projstore PS_TOOLS=$(CURDIR)/build/tools \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  prove --timer $(SAN_E2E)
 

@@ -54,6 +54,14 @@
 int ps_host_user_name(const char *project, char *buf, size_t len, struct ps_error *err);
 /* The uid range projects get ($PROJSTORE_UID_MIN, $PROJSTORE_UID_MAX). */
 void ps_host_uid_range(int64_t *min, int64_t *max);
+/*
+ * PS_EINVAL (with the reason) when a host root is not absolute or lies in
+ * one of the host directories every sandbox gets read-only (/usr, /etc,
+ * /bin, /sbin, /lib*, /opt): every project would see the working copies
+ * there.  Checked as written and, for its existing part, as this machine
+ * resolves it (symbolic links).  prepare and run check it; `host add` too.
+ */
+int ps_host_root_check(const char *root, struct ps_error *err);
 
 /* ------------------------------------------------------------ limits */
 
@@ -132,8 +140,16 @@ int ps_hosting_present(const struct ps_host_config *cfg, const char *project);
 struct ps_host_run_opts {
 	const char *cwd;          /* inside the sandbox; NULL = the home */
 	char *const *env;         /* extra NAME=VALUE entries; NULL = none */
+	/* Called once the sandbox runs (its init in the project's cgroup) and
+	 * before the command starts; non-zero (with err) refuses the command,
+	 * and a sandbox this call started is killed again.  `run` checks the
+	 * project's status in the catalog here a second time: a close or move
+	 * that sets its status after this check stops the cgroup after it, so
+	 * the command cannot outlive that stop.  NULL = none. */
+	int (*admit)(void *ctx, struct ps_error *err);
+	void *admit_ctx;
 };
-#define PS_HOST_RUN_OPTS_INIT { NULL, NULL }
+#define PS_HOST_RUN_OPTS_INIT { NULL, NULL, NULL, NULL }
 
 /*
  * Runs argv in the project's sandbox as the project's user, starting the

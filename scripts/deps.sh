@@ -8,8 +8,9 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs perl attr clang python3 util-linux procps strace glusterfs-server iproute2 postgresql"
 	# serve: API tests (curl, jq), dashboard test in a headless browser
 	pkgs="$pkgs curl jq chromium nodejs"
-	# hosting: btrfs images with quota groups, project users, veth + NAT
-	pkgs="$pkgs btrfs-progs passwd iproute2 iptables"
+	# hosting: btrfs images with quota groups, project users, veth + NAT; modprobe
+	# loads btrfs (a module on Debian's kernels) before the tests look for it
+	pkgs="$pkgs btrfs-progs passwd iproute2 iptables kmod"
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 	# sync over ssh: a real sshd on loopback, started by the tests
 	pkgs="$pkgs openssh-server openssh-client"

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "projstore_catalog.h"
+#include "projstore_host.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -57,6 +58,15 @@ static int host_add(struct cli *cli, const struct command *cmd, int argc, char *
 		return cli_usage(cmd, "--root DIR is required (where the host keeps working copies)");
 	if (strlen(argv[optind]) > PS_CAT_ID_MAX)
 		return cli_usage(cmd, "host name too long");
+	if (h.root[0] == '/') {
+		/* a relative root is the catalog's to refuse (below) */
+		struct ps_error rerr;
+		ps_error_clear(&rerr);
+		if (ps_host_root_check(h.root, &rerr) != PS_OK) {
+			cli_error("%s", rerr.msg);
+			return EXIT_USAGE;
+		}
+	}
 	snprintf(h.name, sizeof(h.name), "%s", argv[optind]);
 	snprintf(h.store_url, sizeof(h.store_url), "%s", store_url ? store_url : "");
 	h.capacity = cap;

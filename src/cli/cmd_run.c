@@ -20,6 +20,59 @@
 
 #define EXIT_RUN_FAIL 125
 
+/*
+ * Whether the catalog lets a command start in the project's sandbox on
+ * `host`: not while it is being deployed, closed or moved (a close or move
+ * stops every process of the project before its save, and nothing may start
+ * again after that stop), and not on a host other than the one the catalog
+ * places it on.  A project the catalog places nowhere (status stored) runs
+ * where --host/--root says: prepared there by hand (`hosting prepare`, hosts
+ * without an agent).  0, or 1 with the reason in why.
+ */
+static int run_refused(const struct ps_cat_project *cp, const char *host, char *why, size_t wl)
+{
+	static const char *const busy[][2] = { { "deploying", "being deployed" },
+					       { "closing", "being closed" },
+					       { "moving", "being moved" } };
+	for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
+		if (!strcmp(cp->status, busy[i][0])) {
+			snprintf(why, wl,
+				 "project %s is %s (status %s): nothing of it may start now; run refused",
+				 cp->id, busy[i][1], cp->status);
+			return 1;
+		}
+	if (cp->host[0] && host[0] && strcmp(cp->host, host)) {
+		snprintf(why, wl, "project %s is deployed on %s, not on %s: run refused", cp->id,
+			 cp->host, host);
+		return 1;
+	}
+	return 0;
+}
+
+struct admit_ctx {
+	struct ps_catalog *cat;
+	const char *id;
+	const char *host;
+};
+
+/* the second look at the catalog, once the sandbox runs (ps_host_run_opts) */
+static int admit_again(void *ctx, struct ps_error *err)
+{
+	struct admit_ctx *ac = ctx;
+	struct ps_cat_project cp;
+	char why[PS_CAT_TEXT_MAX + 200];
+	int rc = ps_cat_project_get(ac->cat, ac->id, &cp, err);
+	ps_catalog_close(ac->cat);
+	ac->cat = NULL;
+	if (rc != PS_OK)
+		return rc;
+	if (run_refused(&cp, ac->host, why, sizeof(why))) {
+		snprintf(err->msg, sizeof(err->msg), "%s", why);
+		return err->code = PS_ELOCKED;
+	}
+	return PS_OK;
+}
+
 int cmd_run(struct cli *cli, int argc, char **argv)
 {
 	enum { O_ROOT = 1000, O_HOST, O_CWD, O_ENV };
@@ -91,18 +144,29 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	if ((rc = cli_open_catalog(cli, &cat)))
 		return EXIT_RUN_FAIL;
 	struct cli_host h;
+	char why[PS_CAT_TEXT_MAX + 200];
 	rc = cli_host_load(cat, id, &ho, 0, &h);
-	ps_catalog_close(cat);
-	if (rc)
-		return EXIT_RUN_FAIL;
-	if (h.p.uid < 0) {
+	if (rc == 0 && run_refused(&h.cp, h.host, why, sizeof(why))) {
+		cli_error("%s", why);
+		rc = EXIT_RUN_FAIL;
+	}
+	if (rc == 0 && h.p.uid < 0) {
 		cli_error("project %s has no user on this host: it was not deployed with hosting", id);
+		rc = EXIT_RUN_FAIL;
+	}
+	if (rc) {
+		ps_catalog_close(cat);
 		return EXIT_RUN_FAIL;
 	}
+	struct admit_ctx ac = { cat, id, h.host };
+	ro.admit = admit_again;
+	ro.admit_ctx = &ac;
 	struct ps_error err;
 	int ws = 0;
 	ps_error_clear(&err);
 	rc = ps_hosting_run(&h.cfg, &h.p, argv + optind, &ro, &ws, &err);
+	if (ac.cat)
+		ps_catalog_close(ac.cat); /* not reached admit_again */
 	if (rc != PS_OK) {
 		cli_error("%s", err.msg);
 		if (WIFEXITED(ws) && (WEXITSTATUS(ws) == 126 || WEXITSTATUS(ws) == 127))

@@ -88,24 +88,24 @@ int agent_host_prepare(struct job *j, int64_t *uid, struct ps_error *err)
 	return PS_OK;
 }
 
-void agent_host_stop(struct job *j)
+int agent_host_stop(struct job *j, struct ps_error *err)
 {
 	struct agent *a = j->a;
 	struct ps_host_config cfg;
 	struct ps_host_project p;
-	struct ps_error err;
 	char data[PS_CAT_TEXT_MAX], scratch[PS_CAT_TEXT_MAX];
-	int killed = 0;
+	int killed = 0, rc;
 	if (!a->o.hosting)
-		return;
-	ps_error_clear(&err);
-	if (load(j->cat, a, j->project, 0, &cfg, &p, data, scratch, sizeof(data), &err) != PS_OK ||
-	    ps_hosting_stop(&cfg, &p, STOP_GRACE_MS, &killed, &err) != PS_OK) {
-		alog(a, "%s: stopping its processes: %s", j->project, err.msg);
-		return;
+		return PS_OK;
+	if ((rc = load(j->cat, a, j->project, 0, &cfg, &p, data, scratch, sizeof(data), err)) !=
+		    PS_OK ||
+	    (rc = ps_hosting_stop(&cfg, &p, STOP_GRACE_MS, &killed, err)) != PS_OK) {
+		alog(a, "%s: stopping its processes: %s", j->project, err->msg);
+		return rc;
 	}
 	if (killed)
 		alog(a, "%s: stopped %d process(es) before saving", j->project, killed);
+	return PS_OK;
 }
 
 void agent_host_teardown(struct job *j, int remove_home)

@@ -164,8 +164,9 @@ int agent_project_busy(struct agent *a, const char *project);
  * (-1 without hosting): the restore maps every owner to it. */
 int agent_host_prepare(struct job *j, int64_t *uid, struct ps_error *err);
 /* Stops every process of the project (before the save that precedes a close
- * or a move); errors are logged. */
-void agent_host_stop(struct job *j);
+ * or a move): SIGTERM, 3 s, then SIGKILL until none is left.  Non-zero (with
+ * err) when some could not be stopped: the close or move must not go on. */
+int agent_host_stop(struct job *j, struct ps_error *err);
 /* Removes cgroup, network link, user, group and the working copy. */
 /* stops the project's processes, removes its cgroup, network and user, and
  * with remove_home its working copy (subvolume) too */

@@ -95,8 +95,9 @@ static void job_unlease(struct job *j)
 /*
  * Tests stop an agent at a chosen step to kill it there:
  * PROJSTORE_AGENT_PAUSE=POINT:SECONDS sleeps (renewing the lease) at POINT:
- * "save" (before every save), "move-saving" (old host, before its first
- * save), "move-sync" (old host, saved, location empty, before the sync to
+ * "save" (before every save), "stopped" (close or move out, status set and
+ * the project's processes stopped (hosting), before the saves),
+ * "move-saving" (old host, before its first save), "move-sync" (old host, saved, location empty, before the sync to
  * another store; "move-syncing" pauses the sync itself, agent_sync.c),
  * "move-handoff" (old host, saved and synced, location
  * empty, before the handoff), "restore" (new host, first progress of the
@@ -588,22 +589,44 @@ done:
  * The saves that come before a working copy leaves: the first while the
  * location still names this host, the second once it is empty (so no front
  * end connects any more; it usually finds nothing new and publishes
- * nothing).  On failure the location and status go back to deployed here.
- * Returns 0 with *si the snapshot that holds the copy's last state.
+ * nothing).  With hosting, every process of the project is stopped before
+ * them, after the status (closing, moving) is set, which `run` respects: so
+ * the saves hold what the processes wrote last, and nothing starts again
+ * meanwhile.  On failure the location and status go back to deployed here;
+ * *stop_failed says that the processes could not be stopped (nothing was
+ * saved then).  Returns 0 with *si the snapshot that holds the copy's last
+ * state.
  */
 static int save_before_leaving(struct job *j, const char *status, const struct ps_cat_project *p,
-			       struct ps_snapshot_info *si, char *why, size_t wl)
+			       struct ps_snapshot_info *si, char *why, size_t wl, int *stop_failed)
 {
 	struct agent *a = j->a;
 	const char *me = a->host;
 	struct ps_error err;
 	int rc;
 	ps_error_clear(&err);
-	/* hosting: no process of the project writes while it is saved */
-	agent_host_stop(j);
+	*stop_failed = 0;
 	if (!strcmp(p->host, me)) {
 		if ((rc = set_state(j, me, status, &err)))
 			goto fail;
+	} else if (!agent_copy_exists(a, j->project)) {
+		/* resumed after the copy went: the last save holds it */
+		memset(si, 0, sizeof(*si));
+		return PS_OK;
+	}
+	job_phase(j, "stopping", 0, 0);
+	rc = agent_host_stop(j, &err);
+	job_renew(j); /* the stop may take longer than a third of the lease */
+	if (rc) {
+		*stop_failed = 1;
+		job_event(j, "stop-failed", 1,
+			  "the processes of the project on %s could not be stopped before the %s: %s; "
+			  "nothing was saved and the project stays deployed there",
+			  me, !strcmp(status, "moving") ? "move" : "close", err.msg);
+		goto rollback;
+	}
+	test_pause(j, "stopped");
+	if (!strcmp(p->host, me)) {
 		job_phase(j, "saving", 0, 0);
 		if (!strcmp(status, "moving"))
 			test_pause(j, "move-saving");
@@ -611,10 +634,6 @@ static int save_before_leaving(struct job *j, const char *status, const struct p
 			goto rollback;
 		if ((rc = set_state(j, "", status, &err)))
 			goto rollback;
-	} else if (!agent_copy_exists(a, j->project)) {
-		/* resumed after the copy went: the last save holds it */
-		memset(si, 0, sizeof(*si));
-		return PS_OK;
 	}
 	job_phase(j, "saving", 0, 0);
 	if ((rc = job_save(j, si, &err)))
@@ -639,7 +658,7 @@ static enum job_outcome do_close(struct job *j)
 	struct ps_snapshot_info si;
 	struct ps_error err;
 	char why[PS_CAT_TEXT_MAX], saved[PS_CAT_TEXT_MAX], trash[PS_CAT_ID_MAX + 40] = "";
-	int rc;
+	int rc, stop_failed = 0;
 
 	ps_error_clear(&err);
 	if ((rc = job_lease(j, &err))) {
@@ -657,9 +676,14 @@ static enum job_outcome do_close(struct job *j)
 		job_unlease(j);
 		return OUT_FAILED;
 	}
-	if ((rc = save_before_leaving(j, "closing", &p, &si, why, sizeof(why)))) {
-		job_finish(j, 0, "save before closing failed: %s; the project stays deployed on %s", why,
-			   me);
+	if ((rc = save_before_leaving(j, "closing", &p, &si, why, sizeof(why), &stop_failed))) {
+		if (stop_failed)
+			job_finish(j, 0, "close refused: the project's processes could not be stopped: %s; "
+					 "nothing was saved, the project stays deployed on %s",
+				   why, me);
+		else
+			job_finish(j, 0, "save before closing failed: %s; the project stays deployed on %s",
+				   why, me);
 		job_unlease(j);
 		return OUT_FAILED;
 	}
@@ -719,7 +743,7 @@ static enum job_outcome do_move_out(struct job *j)
 	struct ps_snapshot_info si;
 	struct ps_error err;
 	char why[PS_CAT_TEXT_MAX], saved[PS_CAT_TEXT_MAX], trash[PS_CAT_ID_MAX + 40] = "";
-	int rc;
+	int rc, stop_failed = 0;
 
 	ps_error_clear(&err);
 	if ((rc = job_lease(j, &err))) {
@@ -736,9 +760,15 @@ static enum job_outcome do_move_out(struct job *j)
 		job_unlease(j);
 		return OUT_FAILED;
 	}
-	if ((rc = save_before_leaving(j, "moving", &p, &si, why, sizeof(why)))) {
-		job_finish(j, 0, "save on %s before the move failed: %s; the project stays deployed on %s",
-			   me, why, me);
+	if ((rc = save_before_leaving(j, "moving", &p, &si, why, sizeof(why), &stop_failed))) {
+		if (stop_failed)
+			job_finish(j, 0, "move refused: the project's processes on %s could not be stopped: "
+					 "%s; nothing was saved, the project stays deployed on %s",
+				   me, why, me);
+		else
+			job_finish(j, 0, "save on %s before the move failed: %s; the project stays deployed "
+					 "on %s",
+				   me, why, me);
 		job_unlease(j);
 		return OUT_FAILED;
 	}

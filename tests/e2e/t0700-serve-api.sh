@@ -8,11 +8,7 @@ P1=3f1c0000-0000-4000-8000-000000000001
 P2=3f1c0000-0000-4000-8000-000000000002
 P3=aa550000-0000-4000-8000-000000000003
 
-if ! test_have_prereq CURL; then
-	say "1..0 # SKIP curl is not installed (scripts/deps.sh --test)"
-	test_done_called_=t
-	exit 0
-fi
+test_have_prereq CURL || test_skip_all "curl is not installed (scripts/deps.sh --test)"
 
 test_expect_success 'setup: a store with three projects, two hosts, tokens' '
 	ps init &&

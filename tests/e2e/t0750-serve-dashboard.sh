@@ -11,24 +11,19 @@ PLAYWRIGHT=$NODE_CACHE/node_modules/playwright-core
 ARTIFACTS=${PS_ARTIFACTS:-$SRCDIR/artifacts}
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
-skip_all () {
-	say "1..0 # SKIP $*"
-	test_done_called_=t
-	exit 0
-}
-command -v curl >/dev/null || skip_all "curl is not installed (scripts/deps.sh --test)"
-[ -x "$CHROMIUM" ] || skip_all "no $CHROMIUM (apt-get install chromium; scripts/deps.sh --test)"
+command -v curl >/dev/null || test_skip_all "curl is not installed (scripts/deps.sh --test)"
+[ -x "$CHROMIUM" ] || test_skip_all "no $CHROMIUM (apt-get install chromium; scripts/deps.sh --test)"
 command -v node >/dev/null && command -v npm >/dev/null ||
-	skip_all "node and npm are not installed (scripts/deps.sh --test)"
+	test_skip_all "node and npm are not installed (scripts/deps.sh --test)"
 if ! [ -f "$PLAYWRIGHT/package.json" ]; then
 	mkdir -p "$NODE_CACHE" &&
 	(cd "$NODE_CACHE" && timeout 300 npm install --no-audit --no-fund --no-save --loglevel=error \
 		playwright-core@1 >"$TRASH/npm.log" 2>&1) ||
-	skip_all "npm could not install playwright-core into $NODE_CACHE (no network?): $(tail -n 1 "$TRASH/npm.log")"
+	test_skip_all "npm could not install playwright-core into $NODE_CACHE (no network?): $(tail -n 1 "$TRASH/npm.log")"
 fi
 
 # the agents of the hosts do the move (the server never does)
-"$PROJSTORE" agent --help >/dev/null 2>&1 || skip_all "this build has no 'projstore agent'"
+"$PROJSTORE" agent --help >/dev/null 2>&1 || test_skip_all "this build has no 'projstore agent'"
 
 PROJECTS="course-math-101 course-math-202 lab-bio-7 lab-chem-3 thesis-quantum"
 MOVED=lab-bio-7

@@ -8,17 +8,25 @@
 #
 # Knob: PS_HOSTING_IMAGE_MB (btrfs image size, default 256).
 . "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-hosting.sh"
 test_description 'hosting: sandbox, limits, quota, volumes, network, teardown'
 
-prereq_HOSTING () {
-	prereq_ROOT && command -v mkfs.btrfs && command -v btrfs && command -v useradd &&
-	command -v ip && command -v iptables && command -v python3 &&
-	[ -d /sys/fs/cgroup ] && grep -qw btrfs /proc/filesystems
+# what this file needs; btrfs is a module on Debian's kernels, listed in
+# /proc/filesystems only once loaded (mount -o loop would load it, but the
+# check comes first)
+hosting_missing () {
+	local c m=
+	prereq_ROOT || m="$m root"
+	for c in mkfs.btrfs btrfs useradd ip iptables python3 ipcs; do
+		command -v "$c" >/dev/null || m="$m $c"
+	done
+	[ -d /sys/fs/cgroup ] || m="$m cgroups"
+	command -v modprobe >/dev/null && modprobe btrfs >/dev/null 2>&1
+	grep -qw btrfs /proc/filesystems || m="$m btrfs(kernel)"
+	printf '%s' "$m"
 }
-if ! test_have_prereq HOSTING; then
-	test_expect_success HOSTING 'hosting needs root, btrfs, cgroups, iptables' 'true'
-	test_done
-fi
+missing_=$(hosting_missing)
+[ -z "$missing_" ] || test_skip_all "hosting needs:$missing_ (scripts/deps.sh --test)"
 
 # our own names, so that concurrent runs and other tests never meet
 export PROJSTORE_CGROUP_BASE=pst$$
@@ -33,15 +41,21 @@ A=0a1b2c3d-0000-4000-8000-$(printf '%012d' $$)
 B=0b1b2c3d-0000-4000-8000-$(printf '%012d' $$)
 UA=${A//-/}
 UB=${B//-/}
+# C: a project whose user name, uid or gid someone else has (never prepared)
+C=0d1b2c3d-0000-4000-8000-$(printf '%012d' $$)
+UC=${C//-/}
+FOREIGN=psf$$
 EXT=psx$$
 FWD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
 
 cleanup_hosting () {
 	local p u
-	for p in "$A" "$B"; do
+	for p in "$A" "$B" "$C"; do
 		"$PROJSTORE" hosting teardown "$p" --host h1 --grace 0 >/dev/null 2>&1
 	done
-	for u in "$UA" "$UB"; do
+	userdel "$FOREIGN" 2>/dev/null; groupdel "$FOREIGN" 2>/dev/null
+	getent passwd "$UC" | grep -q "foreign account" && userdel "$UC"
+	for u in "$UA" "$UB" "$UC"; do
 		for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$u" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$u"; do
 			[ -d "$c" ] || continue
 			while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
@@ -66,13 +80,6 @@ cleanup_hosting () {
 }
 test_atexit cleanup_hosting
 
-cgdir () { # cgdir CONTROLLER USER
-	if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw pids /sys/fs/cgroup/cgroup.controllers; then
-		echo "/sys/fs/cgroup/$PROJSTORE_CGROUP_BASE/$2"
-	else
-		echo "/sys/fs/cgroup/$1/$PROJSTORE_CGROUP_BASE/$2"
-	fi
-}
 run_a () { ps run "$A" --host h1 -- "$@"; }
 run_b () { ps run "$B" --host h1 -- "$@"; }
 
@@ -100,6 +107,62 @@ test_expect_success 'prepare: user with the 32 hex digits, subvolume with a quot
 	test "$(id -u "$UA")" = "$PROJSTORE_UID_MIN"
 '
 
+test_expect_success 'a host root inside a directory every sandbox sees (/usr, /etc, /lib*, /opt) is refused' '
+	test_expect_code 2 ps host add bad --root /usr/local/pst$$ 2>err &&
+	test_grep "inside /usr, which every sandbox gets read-only" err &&
+	ps hosts --json >hosts.json &&
+	test_json hosts.json "[.[].name] | index(\"bad\") == null" &&
+	test_must_fail ps hosting prepare "$A" --root /opt/pst$$ 2>err &&
+	test_grep "inside /opt" err &&
+	test_path_is_missing /opt/pst$$ &&
+	test_must_fail ps hosting prepare "$A" --root /lib/pst$$ 2>err &&
+	test_grep "inside /" err
+'
+
+# what prepare changes on the host: users, groups, the home, the cgroup
+host_state () {
+	cat /etc/passwd /etc/group /etc/shadow /etc/gshadow | md5sum
+	ls -a "$ROOT"
+	ls -d "$(cgdir pids "$UC")" 2>/dev/null
+	return 0
+}
+# prepare_c_refused PATTERN: prepare C fails, says PATTERN, and changes nothing
+prepare_c_refused () {
+	host_state >before &&
+	test_must_fail ps hosting prepare "$C" --host h1 2>err &&
+	cat err >&4 &&
+	test_grep "$1" err &&
+	test_grep "refusing to give it to project $C" err &&
+	host_state >after &&
+	test_cmp before after &&
+	test_path_is_missing "$ROOT/$C"
+}
+
+test_expect_success 'a user name, uid or gid that belongs to someone else is refused, saying who has it; nothing changes' '
+	test_when_finished "userdel $UC 2>/dev/null; groupdel $UC 2>/dev/null; userdel $FOREIGN 2>/dev/null; groupdel $FOREIGN 2>/dev/null; true" &&
+	other=$((PROJSTORE_UID_MAX - 1)) &&
+	ps save "$C" src >/dev/null &&
+	groupadd -r -g "$other" "$UC" &&
+	prepare_c_refused "group name $UC is taken (gid $other)" &&
+	useradd -r -M -N -u "$other" -g "$other" -c "foreign account" "$UC" &&
+	prepare_c_refused "user name $UC is taken (uid $other, .foreign account.)" &&
+	! getent passwd "$UC" | grep -q "projstore project" &&
+	userdel "$UC" && { ! getent group "$UC" || groupdel "$UC"; } &&
+	uc=$(ps projects --search "$C" --json | jq ".[0].uid") &&
+	test "$uc" -ge "$PROJSTORE_UID_MIN" && test "$uc" -le "$PROJSTORE_UID_MAX" &&
+	groupadd -r -g "$other" "$FOREIGN" &&
+	useradd -r -M -N -u "$uc" -g "$other" -c "someone else" "$FOREIGN" &&
+	prepare_c_refused "uid $uc belongs to user $FOREIGN" &&
+	userdel "$FOREIGN" && { ! getent group "$FOREIGN" || groupdel "$FOREIGN"; } &&
+	groupadd -r -g "$uc" "$FOREIGN" &&
+	prepare_c_refused "gid $uc belongs to group $FOREIGN" &&
+	groupdel "$FOREIGN" &&
+	ps hosting prepare "$C" --host h1 >/dev/null 2>&1 &&
+	test "$(id -u "$UC")" = "$uc" &&
+	ps hosting teardown "$C" --host h1 --grace 0 --remove-home >/dev/null &&
+	! getent passwd "$UC" && ! getent group "$UC"
+'
+
 test_expect_success 'run: own user, home, PID namespace, exit status passes through' '
 	run_a sh -c "id -un; pwd; echo \$HOME; ls /proc | grep -c ^[0-9]" >out &&
 	test "$(sed -n 1p out)" = "$UA" &&
@@ -110,15 +173,49 @@ test_expect_success 'run: own user, home, PID namespace, exit status passes thro
 	test_grep "cannot run" err
 '
 
-test_expect_success 'a signal to run reaches the command, and its death comes back' '
-	ps run "$A" --host h1 -- sleep 30 &
+# (run started as "$PROJSTORE" ... &: $! must be run itself, not a shell around it)
+test_expect_success 'signals sent to run reach the command itself; its exit or its death comes back' '
+	rm -f "$ROOT/$A/sig.out" "$ROOT/$A/sig.ready" || return 1
+	"$PROJSTORE" run "$A" --host h1 -- bash -c "trap \"echo USR1 >>sig.out\" USR1
+		trap \"echo TERM >>sig.out; exit 7\" TERM
+		echo \$\$ >sig.ready; while :; do sleep 0.1; done" &
 	pid=$! &&
-	sleep 0.5 &&
+	wait_for "[ -s \"$ROOT/$A/sig.ready\" ]" &&
+	kill -USR1 $pid &&
+	wait_for "grep -q USR1 \"$ROOT/$A/sig.out\"" &&
+	kill -TERM $pid &&
+	{ wait $pid; rc=$?; } &&
+	test $rc = 7 &&
+	printf "USR1\nTERM\n" >expect && test_cmp expect "$ROOT/$A/sig.out" || return 1
+	"$PROJSTORE" run "$A" --host h1 -- sleep 31 &
+	pid=$! &&
+	wait_for "pgrep -u $UA -fx \"sleep 31\" >/dev/null" &&
 	kill -TERM $pid &&
 	{ wait $pid; rc=$?; } &&
 	test $rc = 143 &&
+	wait_for "! pgrep -u $UA -fx \"sleep 31\" >/dev/null" 2 &&
 	{ run_a sh -c "kill -KILL \$\$"; rc=$?; } ;
-	test $rc = 137
+	test $rc = 137 &&
+	rm -f "$ROOT/$A/sig.out" "$ROOT/$A/sig.ready"
+'
+
+test_expect_success 'UTS and IPC namespaces: the host name is the project id inside only; no SysV IPC object crosses' '
+	before=$(hostname) &&
+	test "$(run_a hostname)" = "$A" &&
+	test "$(run_b cat /proc/sys/kernel/hostname)" = "$B" &&
+	test "$(hostname)" = "$before" &&
+	shm=$(ipcmk -M 4096 | grep -o "[0-9]*\$") &&
+	test_when_finished "ipcrm -m $shm" &&
+	awk -v id="$shm" "\$2 == id { f = 1 } END { exit !f }" /proc/sysvipc/shm &&
+	run_b ipcmk -Q >/dev/null &&
+	run_b ipcmk -M 4096 >/dev/null &&
+	test "$(run_b cat /proc/sysvipc/msg | wc -l)" = 2 &&
+	test "$(run_b cat /proc/sysvipc/shm | wc -l)" = 2 &&
+	for f in shm msg sem; do
+		run_a cat /proc/sysvipc/$f >a.$f && test_line_count = 1 a.$f || return 1
+	done &&
+	run_a ipcs >ipcs.a &&
+	! grep -q "^0x" ipcs.a
 '
 
 test_expect_success 'project A cannot connect to a port the host listens on at 127.0.0.1' '
@@ -161,11 +258,22 @@ test_expect_success 'project A cannot list, read or signal project B' '
 test_expect_success 'a fork bomb stays under its pids limit (and stop ends it)' '
 	ps limits "$A" --pids 40 >/dev/null &&
 	cat "$(cgdir pids "$UA")/pids.max" >max && test "$(cat max)" = 40 &&
+	pev=$(cgdir pids "$UA")/pids.events &&
+	refused0=$(awk "/^max / { print \$2 }" "$pev") &&
 	(ps run "$A" --host h1 -- bash -c "b(){ b | b & }; b; sleep 20" >/dev/null 2>&1 &) &&
-	sleep 3 &&
-	cur=$(cat "$(cgdir pids "$UA")/pids.current") &&
-	echo "pids.current=$cur" &&
-	test "$cur" -le 40 &&
+	most=0 &&
+	for i in $(seq 50); do
+		sleep 0.1
+		cur=$(cat "$(cgdir pids "$UA")/pids.current") || return 1
+		test "$cur" -le 40 || { echo "pids.current=$cur" >&4; return 1; }
+		if [ "$cur" -gt "$most" ]; then most=$cur; fi
+		refused=$(awk "/^max / { print \$2 }" "$pev")
+		# the lower bound: the bomb ran in the cgroup, up to its limit
+		if [ "$i" -ge 10 ] && [ "$most" -ge 30 ] && [ "$refused" -gt "$refused0" ]; then break; fi
+	done &&
+	echo "pids.current at most $most; forks refused by pids.max: $refused (before: $refused0)" &&
+	test "$most" -ge 30 &&
+	test "$refused" -gt "$refused0" &&
 	if [ -f "$(cgdir pids "$UA")/pids.peak" ]; then
 		test "$(cat "$(cgdir pids "$UA")/pids.peak")" -le 40
 	fi &&
@@ -307,9 +415,16 @@ test_expect_success 'teardown leaves nothing behind' '
 	ps run "$A" --host h1 -- sleep 60 &
 	ps run "$B" --host h1 -- sleep 60 &
 	wait_for "pgrep -u $UA -x sleep >/dev/null && pgrep -u $UB -x sleep >/dev/null" &&
+	ia=$(sandbox_init "$UA") && ib=$(sandbox_init "$UB") &&
+	pa=$(ns_inode "$ia" pid) && ma=$(ns_inode "$ia" mnt) &&
+	pb=$(ns_inode "$ib" pid) && mb=$(ns_inode "$ib" mnt) &&
+	test "$ma" != "$(ns_inode $$ mnt)" && test "$pa" != "$(ns_inode $$ pid)" &&
+	test -n "$(procs_in_cgroup "$UA")" && test -n "$(procs_in_ns mnt "$mb")" &&
 	ps hosting teardown "$A" --host h1 --grace 1 --remove-home >/dev/null &&
 	ps hosting teardown "$B" --host h1 --grace 1 --remove-home >/dev/null &&
 	wait &&
+	sandbox_gone "$UA" "$ia" "$pa" "$ma" &&
+	sandbox_gone "$UB" "$ib" "$pb" "$mb" &&
 	! pgrep -u "$PROJSTORE_UID_MIN" >/dev/null &&
 	! pgrep -u "$((PROJSTORE_UID_MIN + 1))" >/dev/null &&
 	! getent passwd "$UA" && ! getent passwd "$UB" &&

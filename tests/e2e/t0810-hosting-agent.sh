@@ -2,20 +2,32 @@
 # The host agent with --hosting (docs/HOSTING.md): open deploys the project
 # as its own user into a btrfs subvolume under a quota-group limit, with every
 # restored owner mapped to the project's uid; the agent records usage in the
-# catalog; close stops the project's processes before the save and leaves
-# nothing behind (processes, cgroups, mounts, users, subvolume).
+# catalog; an out-of-memory kill in one project leaves the agent and the other
+# projects alive; close and move stop the project's processes before the save
+# (what they write when stopped is in it), refuse `run` meanwhile, fail when
+# the processes cannot be stopped, and leave nothing behind (processes,
+# cgroups, namespaces, users, subvolume).
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-agent.sh"
+. "$TEST_DIRECTORY/lib-hosting.sh"
 test_description 'hosting through the agent: open, run, usage, close, move'
 
-prereq_HOSTING () {
-	prereq_ROOT && command -v mkfs.btrfs && command -v btrfs && command -v useradd &&
-	[ -d /sys/fs/cgroup ] && grep -qw btrfs /proc/filesystems
+# what this file needs; btrfs is a module on Debian's kernels, listed in
+# /proc/filesystems only once loaded
+hosting_missing () {
+	local c m=
+	prereq_ROOT || m="$m root"
+	for c in mkfs.btrfs btrfs useradd python3; do
+		command -v "$c" >/dev/null || m="$m $c"
+	done
+	[ -d /sys/fs/cgroup ] || m="$m cgroups"
+	command -v modprobe >/dev/null && modprobe btrfs >/dev/null 2>&1
+	grep -qw btrfs /proc/filesystems || m="$m btrfs(kernel)"
+	prereq_FUSE >/dev/null 2>&1 || m="$m fuse"
+	printf '%s' "$m"
 }
-if ! test_have_prereq HOSTING; then
-	test_expect_success HOSTING 'hosting needs root, btrfs and cgroups' 'true'
-	test_done
-fi
+missing_=$(hosting_missing)
+[ -z "$missing_" ] || test_skip_all "hosting needs:$missing_ (scripts/deps.sh --test)"
 
 export PROJSTORE_CGROUP_BASE=psa$$
 export PROJSTORE_RUN_DIR=$TRASH/run
@@ -25,25 +37,38 @@ MNT=$TRASH/hosts/h1
 MNT2=$TRASH/hosts/h2
 A=0c1b2c3d-0000-4000-8000-$(printf '%012d' $$)
 UA=${A//-/}
+# D: a second project on h1 (the memory hog's neighbour; the one that cannot be stopped)
+D=0e1b2c3d-0000-4000-8000-$(printf '%012d' $$)
+UD=${D//-/}
 
 cleanup () {
-	"$PROJSTORE" hosting teardown "$A" --host h1 --grace 0 >/dev/null 2>&1
-	"$PROJSTORE" hosting teardown "$A" --host h2 --grace 0 >/dev/null 2>&1
-	for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$UA" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$UA"; do
-		[ -d "$c" ] || continue
-		while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
-		sleep 0.2
-		rmdir "$c"
+	local p u c
+	for p in "$A" "$D"; do
+		"$PROJSTORE" hosting teardown "$p" --host h1 --grace 0 >/dev/null 2>&1
+		"$PROJSTORE" hosting teardown "$p" --host h2 --grace 0 >/dev/null 2>&1
+	done
+	for u in "$UA" "$UD"; do
+		for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$u" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$u"; do
+			[ -d "$c" ] || continue
+			while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
+			sleep 0.2
+			rmdir "$c"
+		done
+		getent passwd "$u" | grep -q 'projstore project' && userdel "$u"
+		getent group "$u" >/dev/null && groupdel "$u"
 	done
 	rmdir /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE" 2>/dev/null
-	getent passwd "$UA" | grep -q 'projstore project' && userdel "$UA"
-	getent group "$UA" >/dev/null && groupdel "$UA"
+	mountpoint -q "$MNT/$D/fuse" && umount -l "$MNT/$D/fuse"
 	mountpoint -q "$MNT" && umount "$MNT"
 	mountpoint -q "$MNT2" && umount "$MNT2"
 	return 0
 }
 test_atexit cleanup
 
+heartbeat () { ps hosts --json | jq -r --arg h "$1" '.[] | select(.name == $h) | .last_heartbeat'; }
+
+# h1's agent pauses 1 s after a close's or a move's stop, before the save
+# (PROJSTORE_AGENT_PAUSE): `run` must be refused then
 test_expect_success 'a host whose root is a btrfs image with quotas; an agent with --hosting' '
 	truncate -s 256M "$TRASH/btrfs.img" && mkfs.btrfs -q "$TRASH/btrfs.img" &&
 	mkdir -p "$MNT" && mount -o loop "$TRASH/btrfs.img" "$MNT" &&
@@ -52,8 +77,9 @@ test_expect_success 'a host whose root is a btrfs image with quotas; an agent wi
 	agent_host h1 &&
 	mkdir src && echo data >src/f && mkdir src/d && echo more >src/d/g &&
 	ps save "$A" src >/dev/null &&
+	ps save "$D" src >/dev/null &&
 	ps quota "$A" 32M >/dev/null &&
-	agent_start h1 --hosting --autosave-interval 0
+	PROJSTORE_AGENT_PAUSE=stopped:1 agent_start h1 --hosting --autosave-interval 0
 '
 
 test_expect_success 'open: own user, subvolume with the quota as limit, owners mapped' '
@@ -88,14 +114,53 @@ test_expect_success 'the usage reaches /metrics, summed per host' '
 	! grep -q "$A" metrics
 '
 
-test_expect_success 'close stops the processes first, saves, and leaves nothing behind' '
-	ps run "$A" -- sh -c "echo last >last.txt; exec sleep 300" &
+test_expect_success 'a memory hog in one project is killed; the agent and another project live on' '
+	ps open "$D" --host h1 --wait --timeout 60 >/dev/null &&
+	mkdir "$MNT/$D/fuse" &&
+	deadfs_start "$MNT/$D/fuse" --slow 120 --allow-other &&
+	ps limits "$A" --memory 64M >lim &&
+	test_grep "state *applied" lim || return 1
+	"$PROJSTORE" run "$D" -- sleep 60 &
+	dp=$! &&
+	test_when_finished "kill $dp 2>/dev/null; wait $dp; true" &&
+	wait_for "pgrep -u $UD -x sleep >/dev/null" &&
+	hb=$(heartbeat h1) &&
+	{ ps run "$A" -- python3 -c "
+a=[]
+while True: a.append(bytearray(8 << 20))"; rc=$?; } ;
+	test $rc = 137 &&
+	ps hosting usage "$A" --json >ua.json &&
+	test_json ua.json ".oom_kills >= 1" &&
+	ps hosting usage "$D" --json >ud.json &&
+	test_json ud.json ".oom_kills == 0 and .processes >= 2" &&
+	kill -0 "${AGENT_PID[h1]}" &&
+	kill -0 $dp && pgrep -u "$UD" -x sleep >/dev/null &&
+	wait_for "[ \"\$(heartbeat h1)\" != \"$hb\" ]" 5 &&
+	ps limits "$A" --memory none >/dev/null
+'
+
+test_expect_success 'close: run refused once it began; the processes stopped first, what they wrote then is saved; nothing left' '
+	rm -f "$MNT/$A/ready.txt" || return 1
+	"$PROJSTORE" run "$A" -- bash -c "trap \"echo written-when-stopped >marker.txt; exit 0\" TERM
+		echo ready >ready.txt; while :; do sleep 0.1; done" &
 	rp=$! &&
-	wait_for "pgrep -u $UA -x sleep >/dev/null" &&
-	ps close "$A" --wait --timeout 60 >/dev/null &&
-	{ wait $rp; rc=$?; } ;
-	test "$rc" -gt 128 &&
-	test "$(ps cat "$A" last.txt)" = last &&
+	wait_for "[ -s \"$MNT/$A/ready.txt\" ]" &&
+	init=$(sandbox_init "$UA") &&
+	pidns=$(ns_inode "$init" pid) && mntns=$(ns_inode "$init" mnt) &&
+	test_path_is_missing "$MNT/$A/marker.txt" &&
+	log_mark h1 || return 1
+	ps close "$A" --wait --timeout 60 >close.out &
+	cp=$! &&
+	wait_log h1 "pausing .* at stopped" 20 &&
+	test_expect_code 125 ps run "$A" -- true 2>err &&
+	test_grep "is being closed (status closing).*run refused" err &&
+	test -z "$(procs_in_cgroup "$UA")" &&
+	{ wait $cp; rc=$?; } &&
+	test $rc = 0 &&
+	{ wait $rp; rc=$?; } &&
+	test $rc = 0 &&
+	test "$(ps cat "$A" marker.txt)" = written-when-stopped &&
+	sandbox_gone "$UA" "$init" "$pidns" "$mntns" &&
 	! pgrep -u "$uid" >/dev/null &&
 	! getent passwd "$UA" && ! getent group "$UA" &&
 	! ls -d /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE/$UA" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE/$UA" 2>/dev/null &&
@@ -112,23 +177,29 @@ test_expect_success 'move: the old host stops the processes first and keeps noth
 	agent_start h2 --hosting --autosave-interval 0 &&
 	ps open "$A" --host h1 --wait --timeout 60 >/dev/null &&
 	uid1=$(id -u "$UA") || return 1
-	ps run "$A" -- sh -c "echo moved >moved.txt; exec sleep 300" &
+	"$PROJSTORE" run "$A" -- bash -c "trap \"echo moved-when-stopped >moved.txt; exit 0\" TERM
+		echo ready >ready2.txt; while :; do sleep 0.1; done" &
 	rp=$! &&
-	wait_for "pgrep -u $UA -x sleep >/dev/null" &&
+	wait_for "[ -s \"$MNT/$A/ready2.txt\" ]" &&
+	init=$(sandbox_init "$UA") &&
+	pidns=$(ns_inode "$init" pid) && mntns=$(ns_inode "$init" mnt) &&
 	ps move "$A" --to h2 --wait --timeout 90 >/dev/null &&
-	{ wait $rp; rc=$?; } ;
-	test "$rc" -gt 128 &&
+	{ wait $rp; rc=$?; } &&
+	test "$rc" = 0 &&
 	test "$(ps where "$A")" = h2 &&
+	sandbox_gone "$UA" "$init" "$pidns" "$mntns" &&
 	test_path_is_missing "$MNT/$A" &&
 	test -z "$(btrfs subvolume list "$MNT" | grep "$A")" &&
 	! grep -q "$MNT/$A" /proc/self/mountinfo &&
 	btrfs subvolume show "$MNT2/$A" >/dev/null &&
-	test "$(cat "$MNT2/$A/moved.txt")" = moved &&
+	test "$(cat "$MNT2/$A/moved.txt")" = moved-when-stopped &&
 	test "$(id -u "$UA")" = "$uid1" &&
 	test "$(stat -c %u "$MNT2/$A/moved.txt")" = "$uid1" &&
 	btrfs qgroup show -re "$MNT2" >qg2 &&
 	test_grep "32.00MiB" qg2 &&
-	test "$(ps run "$A" -- cat moved.txt)" = moved
+	test "$(ps run "$A" -- cat moved.txt)" = moved-when-stopped &&
+	test_expect_code 125 ps run "$A" --host h1 -- true 2>err &&
+	test_grep "deployed on h2, not on h1" err
 '
 
 test_expect_success 'close on the new host leaves nothing behind there either' '
@@ -137,7 +208,35 @@ test_expect_success 'close on the new host leaves nothing behind there either' '
 	! getent passwd "$UA" &&
 	test_path_is_missing "$MNT2/$A" &&
 	test -z "$(btrfs subvolume list "$MNT2" | grep "$A")" &&
-	agent_stop h1 && agent_stop h2
+	agent_stop h2
+'
+
+# A reader of a FUSE file whose server holds the request cannot be killed
+# (the kernel waits out a request already in userspace): the stop fails.
+test_expect_success 'a close whose processes cannot be stopped fails: an event, nothing saved, still deployed' '
+	snaps=$(snap_count "$D") || return 1
+	"$PROJSTORE" run "$D" -- cat fuse/file >/dev/null 2>&1 &
+	rp=$! &&
+	test_when_finished "kill $rp 2>/dev/null; wait $rp; true" &&
+	wait_for "pgrep -u $UD -x cat >/dev/null" &&
+	catpid=$(pgrep -u "$UD" -x cat) &&
+	sleep 1 &&
+	test_expect_code 1 ps close "$D" --wait --timeout 60 >out 2>&1 &&
+	test_grep "processes could not be stopped" out &&
+	ps events "$D" --json >ev.json &&
+	test_json ev.json "[.[] | select(.kind == \"stop-failed\" and .error == true)] | length == 1" &&
+	ps where "$D" --json >w.json &&
+	test_json w.json ".host == \"h1\" and .status == \"deployed\"" &&
+	test "$(snap_count "$D")" = "$snaps" &&
+	test_path_is_dir "$MNT/$D/d" && getent passwd "$UD" >/dev/null &&
+	kill -0 "$catpid" &&
+	deadfs_stop "$MNT/$D/fuse" &&
+	wait_for "! kill -0 $catpid 2>/dev/null" 10 &&
+	ps close "$D" --wait --timeout 60 >/dev/null &&
+	test -z "$(procs_in_cgroup "$UD")" &&
+	! getent passwd "$UD" &&
+	test_path_is_missing "$MNT/$D" &&
+	agent_stop h1
 '
 
 test_done

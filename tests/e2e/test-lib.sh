@@ -31,6 +31,12 @@ fi
 #   PS_KEEP_TRASH      keep $TRASH of a file with a failing test
 #   PS_TEST_VERBOSE    like -v
 #   PS_TEST_TIMEOUT    seconds before a single `ps` call is killed (0 = never)
+#   PS_REQUIRE_ALL     1: when running as root, a missing prerequisite fails
+#                      the test (or, for test_skip_all, the file) instead of
+#                      skipping it, so that a machine without some tool or
+#                      kernel feature cannot pass by skipping (`make check`
+#                      sets it).  A test skipped for a negated prerequisite
+#                      (!ROOT) is still skipped: that skip is its purpose.
 #
 # Options of a test file: -v/--verbose (show the output of the tests),
 # -x (trace the tests), -i/--immediate (stop at the first failure),
@@ -131,6 +137,40 @@ test_have_prereq () {
 }
 
 test_set_prereq () { test_prereq_cache_[$1]=t; }
+
+# test_require_all_: true when a missing prerequisite must fail instead of
+# skip (PS_REQUIRE_ALL=1 and running as root).
+test_require_all_ () {
+	[ "${PS_REQUIRE_ALL:-}" = 1 ] && [ "$(id -u)" = 0 ]
+}
+
+# test_missing_prereqs_ 'A,B,!C': the positive prerequisites of the list that
+# are not satisfied (a failed negated one is a deliberate skip, not listed).
+test_missing_prereqs_ () {
+	local p out=
+	local IFS=,
+	for p in $1; do
+		case $p in ''|!*) continue ;; esac
+		test_have_prereq "$p" || out=${out:+$out,}$p
+	done
+	printf '%s' "$out"
+}
+
+# test_skip_all REASON: skips the whole test file (a plan of 0 tests), for a
+# file whose tests all need something this machine lacks.  With
+# PS_REQUIRE_ALL=1 as root the file fails instead, naming the reason.
+test_skip_all () {
+	test_done_called_=t
+	if test_require_all_; then
+		say "not ok 1 - $* (PS_REQUIRE_ALL=1: a missing prerequisite is a failure)"
+		say "1..1"
+		test_cleanup_trash_
+		exit 1
+	fi
+	say "1..0 # SKIP $*"
+	test_cleanup_trash_
+	exit 0
+}
 
 prereq_ROOT () { [ "$(id -u)" = 0 ]; }
 prereq_XATTR () {
@@ -363,6 +403,13 @@ test_expect_ () {
 	[ $# -eq 2 ] || BUG "$kind takes [PREREQ] TITLE BODY, got $# arguments"
 	test_count=$((test_count + 1))
 	if [ -n "$prereq" ] && ! test_have_prereq "$prereq"; then
+		local missing
+		missing=$(test_missing_prereqs_ "$prereq")
+		if [ -n "$missing" ] && test_require_all_; then
+			test_failure=$((test_failure + 1))
+			say "not ok $test_count - $1 (missing $missing; PS_REQUIRE_ALL=1 makes that a failure)"
+			return 0
+		fi
 		test_skipped=$((test_skipped + 1))
 		say "ok $test_count # skip $1 (missing $prereq)"
 		return 0

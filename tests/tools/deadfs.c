@@ -1,7 +1,7 @@
 /*
  * deadfs - a tiny FUSE filesystem for the projstore tests.
  *
- *   deadfs [-f] [--slow SECONDS] [--size BYTES] MOUNTPOINT PIDFILE
+ *   deadfs [-f] [--slow SECONDS] [--size BYTES] [--allow-other] MOUNTPOINT PIDFILE
  *
  * Mounts a read-only filesystem holding one directory "dir" with one file
  * "dir/file" (and "file" at the top), then detaches: when deadfs returns the
@@ -19,8 +19,14 @@
  *     the files report the current time as mtime, so a save that reads them
  *     takes at least S seconds.  Unmounting ends the process.
  *
- * --size sets the size of the files (default 64 bytes).  No caching: every
- * lookup, getattr and read goes to the process.
+ * --size sets the size of the files (default 64 bytes).  --allow-other lets
+ * other users than the one mounting it in (FUSE's allow_other; root may).
+ * No caching: every lookup, getattr and read goes to the process.
+ *
+ *   - unkillable reader (--slow S --allow-other): a process reading a file
+ *     once the request has reached deadfs waits for the answer even after
+ *     SIGKILL (the kernel waits out a request already in userspace), so it
+ *     cannot be stopped for S seconds, or until deadfs is killed.
  */
 #define FUSE_USE_VERSION 31
 #define _GNU_SOURCE
@@ -163,7 +169,8 @@ static int write_pidfile(const char *pidfile, pid_t pid)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: deadfs [-f] [--slow SECONDS] [--size BYTES] MOUNTPOINT PIDFILE\n");
+	fprintf(stderr, "usage: deadfs [-f] [--slow SECONDS] [--size BYTES] [--allow-other] MOUNTPOINT "
+			"PIDFILE\n");
 	exit(2);
 }
 
@@ -173,7 +180,7 @@ int main(int argc, char **argv)
 	const char *mnt = NULL, *pidfile = NULL;
 	struct fuse *f;
 	pid_t pid;
-	int i, foreground = 0;
+	int i, foreground = 0, allow_other = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-f"))
@@ -182,6 +189,8 @@ int main(int argc, char **argv)
 			slow_seconds = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
 			file_size = (off_t)strtoll(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--allow-other"))
+			allow_other = 1;
 		else if (argv[i][0] == '-')
 			usage();
 		else if (!mnt)
@@ -195,7 +204,8 @@ int main(int argc, char **argv)
 		usage();
 
 	if (fuse_opt_add_arg(&args, argv[0]) || fuse_opt_add_arg(&args, "-o") ||
-	    fuse_opt_add_arg(&args, "fsname=deadfs,subtype=deadfs")) {
+	    fuse_opt_add_arg(&args, allow_other ? "fsname=deadfs,subtype=deadfs,allow_other"
+						: "fsname=deadfs,subtype=deadfs")) {
 		fprintf(stderr, "deadfs: out of memory\n");
 		return 1;
 	}

@@ -11,9 +11,14 @@
 #include "host/host_int.h"
 #include "projstore_catalog.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void put(const char *dir, const char *file, const char *text)
 {
@@ -34,6 +39,33 @@ static char *get(const char *dir, const char *file)
 	snprintf(buf, sizeof(buf), "%.*s", (int)n, (char *)d);
 	free(d);
 	return buf;
+}
+
+/*
+ * A fake kernel file that keeps every write: a FIFO this test holds open
+ * read-write and non-blocking, so the code's opens (O_WRONLY | O_TRUNC) never
+ * block and each write stays in the pipe, in order (a regular file would keep
+ * only the last one).  Returns the test's end, or -1.
+ */
+static int fifo_open(const char *dir, const char *file)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	unlink(p);
+	if (mkfifo(p, 0644) != 0)
+		return -1;
+	return open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* appends what was written into the FIFO since the last call to log */
+static const char *fifo_drain(int fd, char *log, size_t len)
+{
+	size_t o = strlen(log);
+	ssize_t r;
+	while (fd >= 0 && o + 1 < len && (r = read(fd, log + o, len - 1 - o)) > 0)
+		o += (size_t)r;
+	log[o] = 0;
+	return log;
 }
 
 static void test_names(void)
@@ -59,6 +91,37 @@ static void test_names(void)
 	is_int(ps_host_user_name("x", u, 10, &e), PS_EINVAL, "short buffer refused");
 }
 
+static void test_root_check(void)
+{
+	struct ps_error e;
+	static const char *const bad[] = { "/usr/local/projects", "/etc", "/opt/", "//usr//x",
+					   "/srv/../usr/x", "/./bin/x", "/sbin/y", "/lib/x",
+					   "/lib32/x", "/lib64/x", "/libx32/x" };
+	for (size_t i = 0; i < PS_ARRAY_LEN(bad); i++) {
+		ps_error_clear(&e);
+		is_int(ps_host_root_check(bad[i], &e), PS_EINVAL, "host root %s refused", bad[i]);
+	}
+	ps_host_root_check("/usr/local/projects", &e);
+	ok(strstr(e.msg, "inside /usr") && strstr(e.msg, "read-only"), "the message says why: %s",
+	   e.msg);
+	static const char *const good[] = { "/srv/hosting", "/usr2/x", "/library/x", "/optional",
+					    "/", "/home/../srv/x" };
+	for (size_t i = 0; i < PS_ARRAY_LEN(good); i++)
+		is_int(ps_host_root_check(good[i], &e), 0, "host root %s accepted", good[i]);
+	is_int(ps_host_root_check("srv/hosting", &e), PS_EINVAL, "a relative root is refused");
+	/* through a symbolic link, as this machine resolves it */
+	const char *dir = th_tmpdir("rootlink");
+	char link[PATH_MAX], root[PATH_MAX + 16];
+	snprintf(link, sizeof(link), "%s/sys", dir);
+	ok(symlink("/usr/share", link) == 0, "a link to /usr/share");
+	snprintf(root, sizeof(root), "%s/not/yet", link);
+	is_int(ps_host_root_check(root, &e), PS_EINVAL, "a root through a link into /usr is refused");
+	ok(strstr(e.msg, "/usr/share/not/yet") != NULL, "the message shows the resolved path: %s",
+	   e.msg);
+	snprintf(root, sizeof(root), "%s/hosting", dir);
+	is_int(ps_host_root_check(root, &e), 0, "a root in a temporary directory is accepted");
+}
+
 static void test_v2(void)
 {
 	const char *root = th_tmpdir("cg2");
@@ -66,17 +129,24 @@ static void test_v2(void)
 	struct ps_error e;
 	char d[PATH_MAX], base[PATH_MAX];
 	put(root, "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
-	put(root, "cgroup.subtree_control", "");
+	snprintf(base, sizeof(base), "%s/pst", root);
+	mkdir(base, 0755);
+	/* every write to the two cgroup.subtree_control files is kept: the
+	 * controllers are enabled one write each */
+	char rlog[256] = "", blog[256] = "";
+	int rfd = fifo_open(root, "cgroup.subtree_control");
+	int bfd = fifo_open(base, "cgroup.subtree_control");
+	ok(rfd >= 0 && bfd >= 0, "cgroup.subtree_control of the root and the base record every write");
 	is_int(ps_cgroup_init(&cg, root, "pst", &e), 0, "init on a fake v2 tree");
 	is_int(cg.version, 2, "v2 detected");
 	is_int(ps_cgroup_create(&cg, "u1", &e), 0, "create");
-	snprintf(base, sizeof(base), "%s/pst", root);
 	snprintf(d, sizeof(d), "%s/pst/u1", root);
 	struct stat st;
 	ok(stat(d, &st) == 0 && S_ISDIR(st.st_mode), "ROOT/BASE/NAME made");
-	ok(strstr(get(base, "cgroup.subtree_control"), "io") != NULL ||
-		   strstr(get(base, "cgroup.subtree_control"), "pids") != NULL,
-	   "controllers enabled for the projects (%s)", get(base, "cgroup.subtree_control"));
+	is_str(fifo_drain(bfd, blog, sizeof(blog)), "+cpu+memory+pids+io",
+	       "cpu, memory, pids and io enabled for the projects (the base's subtree_control)");
+	is_str(fifo_drain(rfd, rlog, sizeof(rlog)), "+cpu+memory+pids+io",
+	       "and for the base (the root's subtree_control, the base being right under it)");
 	ok(ps_cgroup_exists(&cg, "u1"), "exists");
 	ok(!ps_cgroup_exists(&cg, "u2"), "another does not");
 
@@ -137,6 +207,177 @@ static void test_v2(void)
 	ok(stat(d, &st) != 0, "gone");
 	is_int(ps_cgroup_remove(&cg, "u1", &e), 0, "removing again is no error");
 	is_int(ps_cgroup_create(&cg, "../x", &e), PS_EINVAL, "a name with a slash is refused");
+
+	/* a nested base: its parents are the operator's, only the base itself
+	 * gets the controllers for its children */
+	char nested[PATH_MAX], nlog[256] = "";
+	snprintf(nested, sizeof(nested), "%s/ops.slice", root);
+	mkdir(nested, 0755);
+	snprintf(nested, sizeof(nested), "%s/ops.slice/pst", root);
+	mkdir(nested, 0755);
+	int nfd = fifo_open(nested, "cgroup.subtree_control");
+	rlog[0] = 0;
+	fifo_drain(rfd, rlog, sizeof(rlog));
+	rlog[0] = 0;
+	is_int(ps_cgroup_init(&cg, root, "ops.slice/pst", &e), 0, "init with a nested base");
+	is_int(ps_cgroup_create(&cg, "u3", &e), 0, "create under a nested base");
+	is_str(fifo_drain(nfd, nlog, sizeof(nlog)), "+cpu+memory+pids+io",
+	       "the nested base enables the controllers");
+	is_str(fifo_drain(rfd, rlog, sizeof(rlog)), "", "the root is left alone");
+	close(nfd);
+	close(rfd);
+	close(bfd);
+}
+
+/* ------------------------------------------------------------ v2 stop */
+
+/*
+ * ps_cgroup_kill_all on a fake v2 tree, with a real process listed in its
+ * cgroup.procs and a thread playing the kernel: it keeps what is written to
+ * cgroup.kill and cgroup.freeze, answers a "1" in cgroup.kill with SIGKILL
+ * to the member, and empties cgroup.procs once the member has died.
+ */
+struct fake_kernel {
+	char dir[PATH_MAX];
+	pid_t child;
+	int kill_fd, freeze_fd;
+	char kill_log[256], freeze_log[256];
+	volatile int stop;
+	int status, reaped, killed_by_kernel;
+};
+
+static void *fake_kernel_main(void *arg)
+{
+	struct fake_kernel *k = arg;
+	while (!k->stop) {
+		if (k->kill_fd >= 0 && strchr(fifo_drain(k->kill_fd, k->kill_log, sizeof(k->kill_log)), '1') &&
+		    !k->killed_by_kernel) {
+			kill(k->child, SIGKILL);
+			k->killed_by_kernel = 1;
+		}
+		fifo_drain(k->freeze_fd, k->freeze_log, sizeof(k->freeze_log));
+		if (!k->reaped && waitpid(k->child, &k->status, WNOHANG) == k->child) {
+			k->reaped = 1;
+			put(k->dir, "cgroup.procs", "");
+			put(k->dir, "pids.current", "0\n");
+		}
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static int term_fd = -1;
+static void on_term(int sig)
+{
+	(void)sig;
+	if (write(term_fd, "T", 1) < 0) {
+		/* the test sees no T */
+	}
+}
+
+/* a member that notes SIGTERM (on the pipe) and lives on until SIGKILL */
+static pid_t stubborn_child(int *term_read)
+{
+	int tp[2];
+	if (pipe2(tp, O_CLOEXEC) != 0)
+		return -1;
+	pid_t c = fork();
+	if (c == 0) {
+		term_fd = tp[1];
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_term;
+		sigaction(SIGTERM, &sa, NULL);
+		if (write(tp[1], "R", 1) < 0)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(tp[1]);
+	char r = 0;
+	if (c < 0 || read(tp[0], &r, 1) != 1 || r != 'R') {
+		close(tp[0]);
+		return -1;
+	}
+	fcntl(tp[0], F_SETFL, O_NONBLOCK);
+	*term_read = tp[0];
+	return c;
+}
+
+static void v2_stop_case(int with_kill_file)
+{
+	const char *what = with_kill_file ? "cgroup.kill" : "cgroup.freeze + SIGKILL";
+	const char *root = th_tmpdir(with_kill_file ? "cgkill" : "cgfreeze");
+	struct ps_cgroup cg;
+	struct ps_error e;
+	put(root, "cgroup.controllers", "cpu io memory pids\n");
+	put(root, "cgroup.subtree_control", "");
+	if (ps_cgroup_init(&cg, root, "pst", &e) != PS_OK || ps_cgroup_create(&cg, "u1", &e) != PS_OK) {
+		skip(1, "no fake tree");
+		return;
+	}
+	static struct fake_kernel k;
+	memset(&k, 0, sizeof(k));
+	snprintf(k.dir, sizeof(k.dir), "%s/pst/u1", root);
+	k.kill_fd = with_kill_file ? fifo_open(k.dir, "cgroup.kill") : -1;
+	k.freeze_fd = fifo_open(k.dir, "cgroup.freeze");
+	int term_read = -1;
+	k.child = stubborn_child(&term_read);
+	ok(k.child > 0 && k.freeze_fd >= 0 && (!with_kill_file || k.kill_fd >= 0),
+	   "%s: a member that survives SIGTERM, in a fake cgroup", what);
+	if (k.child <= 0) {
+		skip(1, "no child");
+		return;
+	}
+	char procs[32];
+	snprintf(procs, sizeof(procs), "%d\n", (int)k.child);
+	put(k.dir, "cgroup.procs", procs);
+	put(k.dir, "pids.current", "1\n");
+	pthread_t th;
+	pthread_create(&th, NULL, fake_kernel_main, &k);
+	int killed = -1;
+	double t0 = th_now();
+	int rc = ps_cgroup_kill_all(&cg, "u1", 100, &killed, &e);
+	double secs = th_now() - t0;
+	/* the fake kernel reaps it (a real one would too) */
+	for (int i = 0; i < 2000 && !k.reaped; i++)
+		usleep(1000);
+	k.stop = 1;
+	pthread_join(th, NULL);
+	fifo_drain(k.kill_fd, k.kill_log, sizeof(k.kill_log));
+	fifo_drain(k.freeze_fd, k.freeze_log, sizeof(k.freeze_log));
+	is_int(rc, 0, "%s: kill_all succeeds (%s)", what, rc ? e.msg : "");
+	ok(killed >= 1, "%s: the member counts as signalled (%d)", what, killed);
+	ok(secs < 5, "%s: done at once after the grace period (%.2f s)", what, secs);
+	char t = 0;
+	ok(read(term_read, &t, 1) == 1 && t == 'T', "%s: SIGTERM came first, during the grace period",
+	   what);
+	ok(k.reaped && WIFSIGNALED(k.status) && WTERMSIG(k.status) == SIGKILL,
+	   "%s: then it died by SIGKILL", what);
+	if (with_kill_file) {
+		ok(k.kill_log[0] == '1' && strspn(k.kill_log, "1") == strlen(k.kill_log),
+		   "cgroup.kill: \"1\" written (%s)", k.kill_log);
+		ok(k.killed_by_kernel, "cgroup.kill: the kill came from the (fake) kernel");
+		is_str(k.freeze_log, "", "cgroup.kill: no freezing needed");
+	} else {
+		size_t n = strlen(k.freeze_log);
+		int pairs = n >= 2 && n % 2 == 0;
+		for (size_t i = 0; pairs && i < n; i += 2)
+			pairs = k.freeze_log[i] == '1' && k.freeze_log[i + 1] == '0';
+		ok(pairs, "no cgroup.kill: frozen (1) around each SIGKILL round and thawed (0) after (%s)",
+		   k.freeze_log);
+		ok(!k.killed_by_kernel, "no cgroup.kill: the SIGKILL came from projstore itself");
+	}
+	close(term_read);
+	if (k.kill_fd >= 0)
+		close(k.kill_fd);
+	close(k.freeze_fd);
+}
+
+static void test_v2_stop(void)
+{
+	v2_stop_case(1);
+	v2_stop_case(0);
 }
 
 static void test_v2_hybrid_and_v1(void)
@@ -230,7 +471,9 @@ static void test_catalog(void)
 int main(void)
 {
 	test_names();
+	test_root_check();
 	test_v2();
+	test_v2_stop();
 	test_v2_hybrid_and_v1();
 	test_catalog();
 	th_cleanup();

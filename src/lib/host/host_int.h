@@ -91,6 +91,11 @@ int ps_net_attached(int64_t uid);
 
 /* ------------------------------------------------------------ sandbox */
 
+/* The host's top-level directories every sandbox gets read-only ("usr",
+ * "etc", ...; NULL-terminated): a host root inside one of them would show
+ * every project's working copy to every sandbox (ps_host_root_check). */
+extern const char *const ps_sandbox_sys_dirs[];
+
 struct ps_sandbox {
 	const struct ps_host_config *cfg;
 	const struct ps_cgroup *cg;

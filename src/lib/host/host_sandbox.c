@@ -162,17 +162,19 @@ static int bind_mount(const char *src, const char *dst, int ro, int is_file)
 	return mount(NULL, dst, NULL, fl, NULL);
 }
 
+const char *const ps_sandbox_sys_dirs[] = { "usr", "etc", "bin", "sbin", "lib", "lib32",
+					     "lib64", "libx32", "opt", NULL };
+
 static int build_root(const struct ps_sandbox *sb, const char *nr, int fd)
 {
-	static const char *const sys_dirs[] = { "usr", "etc", "bin", "sbin", "lib", "lib32",
-						"lib64", "libx32", "opt" };
+	const char *const *sys_dirs = ps_sandbox_sys_dirs;
 	static const char *const devs[] = { "null", "zero", "full", "random", "urandom", "tty" };
 	char p[PATH_MAX], src[PATH_MAX], link[PATH_MAX];
 	if (mount("sandbox", nr, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") != 0) {
 		report(fd, "cannot mount the sandbox root on '%s'", nr);
 		return -1;
 	}
-	for (size_t i = 0; i < PS_ARRAY_LEN(sys_dirs); i++) {
+	for (size_t i = 0; sys_dirs[i]; i++) {
 		struct stat st;
 		snprintf(src, sizeof(src), "/%s", sys_dirs[i]);
 		snprintf(p, sizeof(p), "%s/%s", nr, sys_dirs[i]);
@@ -312,7 +314,41 @@ static void close_fds_except(int keep)
 		close(fds[i]);
 }
 
-/* pid 1 of the sandbox: never returns */
+/* 1 when no process but pid 1 (and zombies) is left in the sandbox: its
+ * /proc shows only the sandbox's processes */
+static int init_alone(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 1;
+	struct dirent *de;
+	int others = 0;
+	char path[64], st[256];
+	while (!others && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || strcmp(de->d_name, "1") == 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		int f = open(path, O_RDONLY | O_CLOEXEC);
+		if (f < 0)
+			continue; /* gone meanwhile */
+		ssize_t n = read(f, st, sizeof(st) - 1);
+		close(f);
+		if (n <= 0)
+			continue;
+		st[n] = 0;
+		/* "PID (COMM) STATE ...": the state follows the last ')' */
+		char *rp = strrchr(st, ')');
+		if (!rp || rp[1] != ' ' || rp[2] != 'Z')
+			others = 1;
+	}
+	closedir(d);
+	return !others;
+}
+
+/* pid 1 of the sandbox: never returns.  SIGTERM (SIGINT, SIGHUP) from the
+ * host ends it once every other process of the sandbox has ended: when pid
+ * 1 goes, the kernel kills the rest at once, which would cut short the grace
+ * period that the stop gives them after its SIGTERM. */
 static void init_main(const struct ps_sandbox *sb, const char *nr, int fd)
 {
 	close_fds_except(fd);
@@ -374,15 +410,23 @@ static void init_main(const struct ps_sandbox *sb, const char *nr, int fd)
 	if (write(fd, "OK", 2) != 2)
 		_exit(1);
 	close(fd);
+	int stopping = 0;
 	for (;;) {
 		siginfo_t si;
-		int s = sigwaitinfo(&all, &si);
+		struct timespec tick = { 0, 20 * 1000 * 1000 };
+		int s = stopping ? sigtimedwait(&all, &si, &tick) : sigwaitinfo(&all, &si);
 		if (s == SIGCHLD) {
 			while (waitpid(-1, NULL, WNOHANG) > 0)
 				;
 		} else if (s == SIGTERM || s == SIGINT || s == SIGHUP) {
 			/* from the host (nothing inside may signal a root pid 1) */
-			_exit(0);
+			stopping = 1;
+		}
+		if (stopping) {
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			if (init_alone())
+				_exit(0);
 		}
 	}
 }

@@ -17,6 +17,9 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +37,81 @@ int ps_host_net_parse(const char *s)
 	if (s && strcmp(s, "outbound") == 0)
 		return PS_HOST_NET_OUTBOUND;
 	return -1;
+}
+
+/* the top-level directory of an absolute, lexically normalised path that is
+ * one of the sandbox's read-only system directories, else NULL */
+static const char *sys_dir_of(const char *path)
+{
+	char norm[PATH_MAX];
+	size_t o = 0;
+	norm[0] = 0;
+	/* normalise: no "//", ".", ".." (".." above / stays at /) */
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		const char *e = strchrnul(p, '/');
+		size_t n = (size_t)(e - p);
+		if (n == 0 || (n == 1 && p[0] == '.')) {
+			/* nothing */
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > 0 && norm[--o] != '/')
+				;
+			norm[o] = 0;
+		} else {
+			if (o + n + 2 > sizeof(norm))
+				return NULL;
+			norm[o++] = '/';
+			memcpy(norm + o, p, n);
+			o += n;
+			norm[o] = 0;
+		}
+		p = e;
+	}
+	if (!norm[0])
+		return NULL; /* "/" itself: the homes are /ID, in none of them */
+	const char *first = norm + 1;
+	size_t fl = strcspn(first, "/");
+	for (const char *const *d = ps_sandbox_sys_dirs; *d; d++)
+		if (strlen(*d) == fl && strncmp(first, *d, fl) == 0)
+			return *d;
+	return NULL;
+}
+
+int ps_host_root_check(const char *root, struct ps_error *err)
+{
+	if (!root || root[0] != '/')
+		return ps_err(err, PS_EINVAL, "the host root must be an absolute path");
+	if (strlen(root) >= PATH_MAX)
+		return ps_err(err, PS_EINVAL, "host root too long");
+	const char *d = sys_dir_of(root);
+	char real[PATH_MAX] = "";
+	if (!d) {
+		/* as this machine resolves it: the longest existing prefix through
+		 * realpath (Debian's /lib is a link to usr/lib), the rest as given */
+		char pre[PATH_MAX], res[PATH_MAX];
+		snprintf(pre, sizeof(pre), "%s", root);
+		for (;;) {
+			if (realpath(pre, res)) {
+				size_t pl = strlen(pre);
+				if ((size_t)snprintf(real, sizeof(real), "%s%s", res, root + pl) <
+				    sizeof(real))
+					d = sys_dir_of(real);
+				break;
+			}
+			char *slash = strrchr(pre, '/');
+			if (!slash || slash == pre)
+				break;
+			*slash = 0;
+		}
+	}
+	if (d)
+		return ps_err(err, PS_EINVAL,
+			      "host root '%s'%s%s%s is inside /%s, which every sandbox gets read-only: "
+			      "each project would see the other projects' working copies there; choose a "
+			      "root outside /usr, /etc, /bin, /sbin, /lib*, /opt",
+			      root, real[0] ? " (" : "", real, real[0] ? ")" : "", d);
+	return PS_OK;
 }
 
 struct hctx {
@@ -136,6 +214,8 @@ int ps_hosting_prepare(const struct ps_host_config *cfg, const struct ps_host_pr
 	if (rc != PS_OK)
 		return rc;
 	fill_status(st, &h);
+	if ((rc = ps_host_root_check(cfg->root, err)) != PS_OK)
+		return rc;
 	rc = ps_user_create(h.user, p->uid, p->id, err);
 	if (rc != PS_OK)
 		return rc;
@@ -222,6 +302,8 @@ int ps_hosting_run(const struct ps_host_config *cfg, const struct ps_host_projec
 	int rc = hctx_init(cfg, p->id, &h, err);
 	if (rc != PS_OK)
 		return rc;
+	if ((rc = ps_host_root_check(cfg->root, err)) != PS_OK)
+		return rc;
 	struct stat sb;
 	if (stat(h.home, &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return ps_err(err, PS_ENOTFOUND, "project %s is not deployed on this host (no %s)", p->id,
@@ -243,6 +325,11 @@ int ps_hosting_run(const struct ps_host_config *cfg, const struct ps_host_projec
 	rc = ps_sandbox_ensure(&box, &init, &started, err);
 	if (rc != PS_OK)
 		return rc;
+	if (opts && opts->admit && (rc = opts->admit(opts->admit_ctx, err)) != PS_OK) {
+		if (started)
+			kill(init, SIGKILL); /* its namespaces and mounts go with it */
+		return rc;
+	}
 	return ps_sandbox_exec(&box, init, argv, opts, wstatus, err);
 }
 
