@@ -162,8 +162,30 @@ struct ps_save_opts {
 	int skip_unchanged;        /* publish nothing when the tree and the root's own
 				      metadata equal the newest snapshot's */
 	struct ps_save_batch *batch; /* NULL, or group commit: see ps_save_batch_new */
+	struct ps_stat_digest *stat_digest; /* NULL, or filled with the digest of what
+				      the save's walk saw (ps_stat_digest) */
 };
-#define PS_SAVE_OPTS_INIT { -1, -1, NULL, NULL, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, NULL }
+#define PS_SAVE_OPTS_INIT { -1, -1, NULL, NULL, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, NULL, NULL }
+
+/* The stat digest of a tree: every entry a save takes (the excludes left
+ * out, on the root's file system unless cross_filesystems), each as its
+ * relative path, type and mode, owner, link count, size, inode, device, mtime
+ * and ctime, summed independently of the order (docs/FORMAT.md, "Stat
+ * digest"). Equal digests mean a save would see the same metadata (content
+ * changes move mtime or ctime); it is for deciding whether to read a tree
+ * again, not a checksum of its content. */
+struct ps_stat_digest {
+	uint8_t digest[32];
+	uint64_t entries;
+	uint64_t errors;           /* entries that could not be stat'ed or listed */
+};
+/* Walks `dir` (one thread, stat only) as ps_save(store, project, dir, opts)
+ * would, with the project's stored excludes and opts->excludes, and gives its
+ * stat digest: the digest a save of the unchanged tree reports in
+ * opts->stat_digest. */
+int ps_stat_digest(struct ps_store *store, const char *project, const char *dir,
+		   const struct ps_save_opts *opts, struct ps_stat_digest *out,
+		   struct ps_error *err);
 
 /* Snapshots `dir` as the newest version of `project`. On success (PS_OK)
  * `*out` describes the new snapshot; entries skipped because they could not be

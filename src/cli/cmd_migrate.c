@@ -16,17 +16,21 @@
  *
  * One project (import_start, then import_after_save or the batch's commit):
  *   1. refused while the catalog has it deployed, busy or leased to someone;
- *   2. a stat walk of the source gives a digest of every entry's name, type,
- *      mode, owner, size, times, inode and device (walk_tree);
- *   3. the marker CACHE_DIR/migrate/<store id>/<project> of the last import
- *      names the source, the options, the digest and the snapshot it made.
- *      Same source, options and digest, nothing skipped then or now, and the
+ *   2. the marker CACHE_DIR/migrate/<store id>/<project> of the last import
+ *      names the source, the options, the stat digest of the tree it saved
+ *      (ps_stat_digest: every entry's path, type, mode, owner, size, times,
+ *      inode and device) and the snapshot it made;
+ *   3. with such a marker, a stat walk of the source (ps_stat_digest). Same
+ *      source, options and digest, nothing skipped then or now, and the
  *      project's newest snapshot still that one: the project is unchanged and
- *      nothing else is done (the cost of a stat walk and two small reads);
+ *      nothing else is done (the cost of a stat walk and two small reads).
+ *      Without a marker there is nothing to compare, and no walk: the save's
+ *      own walk gives the digest for the new marker;
  *   4. otherwise: catalog row, lease and `maintenance`, quota, ps_save with
- *      owners rewritten and skip_unchanged (a tree equal to the newest
- *      snapshot publishes nothing), marker written, the catalog's facts,
- *      result and event, `maintenance` off and `migrated` on, lease released.
+ *      owners rewritten, skip_unchanged (a tree equal to the newest snapshot
+ *      publishes nothing) and the stat digest of what it saw, marker
+ *      written, the catalog's facts, result and event, `maintenance` off and
+ *      `migrated` on, lease released.
  *
  * Group commit.  A worker's saves join a batch (ps_save with opts.batch):
  * each does all its work and keeps its project lock, but nothing is durable
@@ -75,7 +79,7 @@
 #define MIG_INFO_MAX (1 << 20)      /* largest info.json read */
 #define MIG_SKIPPED_LIST 50         /* skipped entries listed per project */
 #define MIG_LEASE_US (4LL * 3600 * 1000000) /* lease while importing */
-#define MIG_MARKER_VERSION 1
+#define MIG_MARKER_VERSION 2       /* 2: the digest is ps_stat_digest's */
 #define MIG_BATCH_DEFAULT 16        /* saves per group commit */
 #define MIG_BATCH_MS 2000           /* a batch older than this is committed */
 #define MIG_BATCH_WAIT_MS 100       /* a batch is committed when no next project comes */
@@ -223,163 +227,6 @@ static int mkdirs(const char *path, mode_t mode)
 		*p = '/';
 	}
 	return mkdir(buf, mode) && errno != EEXIST ? -1 : 0;
-}
-
-/* ------------------------------------------------------------ stat walk */
-
-/*
- * The digest of a tree as a stat walk sees it: per directory, the entries in
- * name order, each as (name, mode, uid, gid, size, mtime, ctime, inode,
- * device), a subdirectory's entries between an enter and a leave record.
- * Like save it stays on the root's filesystem.  Any change save could see
- * changes the digest: content changes move mtime or ctime, metadata and
- * xattr changes move ctime.
- */
-struct walk {
-	EVP_MD_CTX *md;
-	dev_t root_dev;
-	uint64_t entries, bytes, errors;
-};
-
-struct wrec {
-	uint32_t kind, name_len;
-	uint32_t mode, uid, gid, nlink;
-	uint64_t size, ino, dev;
-	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
-};
-
-static void walk_record(struct walk *w, uint32_t kind, const char *name, const struct stat *st,
-			int err)
-{
-	struct wrec r;
-	memset(&r, 0, sizeof(r));
-	r.kind = kind;
-	r.name_len = (uint32_t)strlen(name);
-	if (st) {
-		r.mode = st->st_mode;
-		r.uid = st->st_uid;
-		r.gid = st->st_gid;
-		r.nlink = (uint32_t)st->st_nlink;
-		r.size = (uint64_t)st->st_size;
-		r.ino = st->st_ino;
-		r.dev = st->st_dev;
-		r.mtime_sec = st->st_mtim.tv_sec;
-		r.mtime_nsec = st->st_mtim.tv_nsec;
-		r.ctime_sec = st->st_ctim.tv_sec;
-		r.ctime_nsec = st->st_ctim.tv_nsec;
-	} else {
-		r.mode = (uint32_t)err;
-	}
-	EVP_DigestUpdate(w->md, &r, sizeof(r));
-	EVP_DigestUpdate(w->md, name, r.name_len);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void walk_dir(struct walk *w, int dfd, int depth)
-{
-	int fd2 = dup(dfd);
-	DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	if (!d) {
-		if (fd2 >= 0)
-			close(fd2);
-		walk_record(w, 'E', "", NULL, errno);
-		w->errors++;
-		return;
-	}
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			char **nv = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
-			if (!nv)
-				break;
-			names = nv;
-		}
-		if (!(names[n] = strdup(de->d_name)))
-			break;
-		n++;
-	}
-	if (errno) {
-		walk_record(w, 'E', "", NULL, errno);
-		w->errors++;
-	}
-	closedir(d);
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		struct stat st;
-		int cfd;
-		w->entries++;
-		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW)) {
-			walk_record(w, 'E', names[i], NULL, errno);
-			w->errors++;
-			continue;
-		}
-		walk_record(w, 'N', names[i], &st, 0);
-		if (S_ISREG(st.st_mode))
-			w->bytes += (uint64_t)st.st_size;
-		if (!S_ISDIR(st.st_mode) || st.st_dev != w->root_dev)
-			continue;
-		if (depth >= MIG_MAX_DEPTH) {
-			walk_record(w, 'E', names[i], NULL, ELOOP);
-			w->errors++;
-			continue;
-		}
-		cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (cfd < 0) {
-			walk_record(w, 'E', names[i], NULL, errno);
-			w->errors++;
-			continue;
-		}
-		walk_record(w, '<', names[i], NULL, 0);
-		walk_dir(w, cfd, depth + 1);
-		walk_record(w, '>', names[i], NULL, 0);
-		close(cfd);
-	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-}
-
-/* Walks `dir`; digest_hex gets 65 bytes. Returns 0, or an errno when the
- * directory itself cannot be opened. */
-static int walk_tree(const char *dir, struct walk *w, char *digest_hex)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	struct stat st;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	if (fstat(fd, &st)) {
-		int e = errno;
-		close(fd);
-		return e;
-	}
-	memset(w, 0, sizeof(*w));
-	w->md = EVP_MD_CTX_new();
-	if (!w->md || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(w->md);
-		close(fd);
-		return ENOMEM;
-	}
-	w->root_dev = st.st_dev;
-	walk_record(w, 'R', "", &st, 0);
-	walk_dir(w, fd, 1);
-	close(fd);
-	EVP_DigestFinal_ex(w->md, md, &mdlen);
-	EVP_MD_CTX_free(w->md);
-	w->md = NULL;
-	hex(md, mdlen > 32 ? 32 : mdlen, digest_hex);
-	return 0;
 }
 
 static void sha256_hex(const void *data, size_t len, char *out)
@@ -1034,7 +881,7 @@ static int import_start(struct wctx *w, struct imp *im)
 	struct ps_save_opts o = PS_SAVE_OPTS_INIT;
 	struct ps_error err, e2;
 	struct marker mk;
-	struct walk wk;
+	struct ps_stat_digest sd;
 	uint64_t quota = 0;
 	size_t before;
 	int rc;
@@ -1078,11 +925,9 @@ static int import_start(struct wctx *w, struct imp *im)
 		im->reason = xasprintf("catalog: %s", err.msg);
 		goto done;
 	}
-	/* 2. the stat walk */
 	im->real = realpath(im->dir, NULL);
-	rc = walk_tree(im->dir, &wk, im->digest);
-	if (rc || !im->real) {
-		im->reason = xasprintf("cannot open the directory: %s", strerror(rc ? rc : errno));
+	if (!im->real) {
+		im->reason = xasprintf("cannot open the directory: %s", strerror(errno));
 		goto done;
 	}
 	sha256_hex(im->real, strlen(im->real), im->source);
@@ -1098,7 +943,7 @@ static int import_start(struct wctx *w, struct imp *im)
 		im->reason = xasprintf("%s", err.msg);
 		goto done;
 	}
-	/* 3. the marker of the last import */
+	/* 2. the marker of the last import */
 	marker_read(m, p->id, &mk);
 	if (mk.valid && im->nsnaps && strcmp(mk.snapshot, im->snaps[im->nsnaps - 1].name) &&
 	    !(im->in_catalog && cp.maintenance)) {
@@ -1108,7 +953,18 @@ static int import_start(struct wctx *w, struct imp *im)
 				       mk.snapshot[0] ? mk.snapshot : "none");
 		goto done;
 	}
-	if (mk.valid && im->nsnaps && !wk.errors && !mk.errors &&
+	/* 3. with a marker to compare with, the stat walk */
+	memset(&sd, 0, sizeof(sd));
+	if (mk.valid && im->nsnaps && !mk.errors && !strcmp(mk.source, im->source) &&
+	    !strcmp(mk.options, im->options)) {
+		struct ps_save_opts wo = PS_SAVE_OPTS_INIT;
+		if ((rc = ps_stat_digest(s, p->id, im->dir, &wo, &sd, &err))) {
+			im->reason = xasprintf("%s", err.msg);
+			goto done;
+		}
+		hex(sd.digest, 32, im->digest);
+	}
+	if (mk.valid && im->nsnaps && !mk.errors && sd.entries && !sd.errors &&
 	    !strcmp(mk.source, im->source) && !strcmp(mk.options, im->options) &&
 	    !strcmp(mk.digest, im->digest)) {
 		im->si = im->snaps[im->nsnaps - 1];
@@ -1164,12 +1020,15 @@ static int import_start(struct wctx *w, struct imp *im)
 	o.warn = w_warn;
 	o.cb_ctx = w;
 	o.batch = w->batch;
+	o.stat_digest = &sd;
 	before = ps_save_batch_count(w->batch);
 	rc = ps_save(s, p->id, im->dir, &o, &im->si, &err);
 	if (rc) {
 		im->reason = xasprintf("%s", err.msg);
 		goto done;
 	}
+	/* the marker gets the digest of what the save saw */
+	hex(sd.digest, 32, im->digest);
 	if (w->batch && ps_save_batch_count(w->batch) > before) {
 		im->skipped = w->skipped;
 		im->nskipped = w->nskipped;

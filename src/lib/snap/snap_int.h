@@ -117,6 +117,25 @@ int ps_settings_save(struct ps_store *s, const char *project, const struct ps_se
 		     struct ps_error *err);
 void ps_settings_release(struct ps_settings *st);
 
+/* ---- the stat digest of a tree (snap_digest.c) ---- */
+struct stat;
+/* An accumulator: the sum of the entries' record hashes, modulo 2^256. */
+struct ps_sdig {
+	uint64_t sum[4];
+	uint64_t entries, errors;
+};
+void ps_sdig_init(struct ps_sdig *d);
+/* The hash of one entry's record: kind 'R' (the root, rel ""), 'N' (an entry),
+ * or, with st NULL and err an errno, a failure: 'E' (stat), 'L' (listing or
+ * opening a directory), 'D' (too deep). */
+int ps_sdig_hash(char kind, const char *rel, const struct stat *st, int err, uint8_t h[32]);
+void ps_sdig_addh(struct ps_sdig *d, const uint8_t h[32], int is_error);
+int ps_sdig_add(struct ps_sdig *d, char kind, const char *rel, const struct stat *st, int err);
+void ps_sdig_merge(struct ps_sdig *into, const struct ps_sdig *from);
+int ps_sdig_final(const struct ps_sdig *d, struct ps_stat_digest *out);
+/* 1 when the save leaves out the entry rel (named name) for these patterns. */
+int ps_excluded(char *const *pats, size_t n, const char *rel, const char *name);
+
 /* ---- retention (snap_prune.c) ---- */
 /* Parses one settings/policy line; returns 1 if `key` is a keep-... key (an
  * invalid value leaves the rule unset), 0 otherwise. */

@@ -137,6 +137,10 @@ struct save_ctx {
 	int failed;
 	struct ps_error err;      /* first fatal error */
 	pthread_mutex_t warn_lock;
+	int want_sdig;            /* opts->stat_digest: every stat goes into sdig */
+	pthread_mutex_t sdig_lock;
+	struct ps_sdig sdig;
+	int sdig_failed;
 
 	/* counters (atomic) */
 	uint64_t files, dirs, others, logical, apparent, errors;
@@ -212,19 +216,25 @@ static void entry_set_error(struct sentry *e, const char *msg)
 
 static int excluded(struct save_ctx *c, const char *rel, const char *name)
 {
-	for (size_t i = 0; i < c->nexcludes; i++) {
-		const char *p = c->excludes[i];
-		if (!strchr(p, '/')) {
-			if (!fnmatch(p, name, FNM_PERIOD & 0))
-				return 1;
-		} else {
-			while (*p == '/')
-				p++;
-			if (!fnmatch(p, rel, FNM_PATHNAME))
-				return 1;
-		}
+	return ps_excluded(c->excludes, c->nexcludes, rel, name);
+}
+
+/* ------------------------------------------------------------ stat digest */
+
+/* One entry (or failure) of the walk into the stat digest (snap_digest.c):
+ * the same records as ps_stat_digest's walk, in whatever order. */
+static void sdig_note(struct save_ctx *c, char kind, const char *rel, const struct stat *st, int e)
+{
+	uint8_t h[32];
+	if (!c->want_sdig)
+		return;
+	if (ps_sdig_hash(kind, rel, st, e, h)) {
+		__atomic_store_n(&c->sdig_failed, 1, __ATOMIC_RELAXED);
+		return;
 	}
-	return 0;
+	pthread_mutex_lock(&c->sdig_lock);
+	ps_sdig_addh(&c->sdig, h, !st);
+	pthread_mutex_unlock(&c->sdig_lock);
 }
 
 /* ------------------------------------------------------------ xattrs */
@@ -911,10 +921,12 @@ static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i)
 		return;
 	}
 	if (fstatat(d->dfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+		sdig_note(c, 'E', rel, NULL, errno);
 		snprintf(msg, sizeof(msg), "cannot stat: %s", strerror(errno));
 		soft_error(c, d, e, rel, msg);
 		goto done;
 	}
+	sdig_note(c, 'N', rel, &st, 0);
 	fill_meta(c, e, &st);
 	fe = c->fc ? ps_fcache_find(c->fc, rel, strlen(rel)) : NULL;
 	hit = fe && ps_fcache_match(fe, &st) &&
@@ -995,6 +1007,7 @@ static void walk_entry(struct save_ctx *c, struct dnode *d, size_t i)
 			goto done;
 		}
 		if (d->depth >= PS_MAX_DEPTH) {
+			sdig_note(c, 'D', rel, NULL, ELOOP);
 			soft_error(c, d, e, rel, "directory nesting too deep");
 			goto done;
 		}
@@ -1098,6 +1111,7 @@ static void open_and_walk(struct save_ctx *c, struct dnode *d)
 	d->dfd = openat(d->parent->dfd, (const char *)pe->t.name,
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d->dfd < 0) {
+		sdig_note(c, 'L', d->path, NULL, errno);
 		snprintf(msg, sizeof(msg), "cannot open directory: %s", strerror(errno));
 		soft_error(c, d->parent, pe, d->path, msg);
 		d->broken = 1;
@@ -1131,6 +1145,7 @@ static void walk_dir(struct save_ctx *c, struct dnode *d)
 		oom(c);   /* not the directory's fault: the save fails */
 	} else if (r) {
 		char msg[300];
+		sdig_note(c, 'L', d->path, NULL, -r);
 		snprintf(msg, sizeof(msg), "cannot list directory: %s", strerror(-r));
 		d->broken = 1;
 		if (d->parent) {
@@ -1415,6 +1430,9 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	c->root_dev = rst.st_dev;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->warn_lock, NULL);
+	pthread_mutex_init(&c->sdig_lock, NULL);
+	c->want_sdig = opts->stat_digest != NULL;
+	sdig_note(c, 'R', "", &rst, 0);
 	pthread_cond_init(&c->cond, NULL);
 	ps_raise_nofile();
 
@@ -1593,6 +1611,10 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		if (rc)
 			goto done;
 	}
+	if (c->want_sdig && (c->sdig_failed || ps_sdig_final(&c->sdig, opts->stat_digest))) {
+		rc = ps_err(err, PS_ERROR, "out of memory");
+		goto done;
+	}
 
 	if (opts->skip_unchanged && nprev && same_as_newest(&prev[nprev - 1], c, &rst)) {
 		/* nothing to publish; the cache may still have learned new stats
@@ -1682,6 +1704,7 @@ done:
 		ps_free(c->dq);
 		pthread_mutex_destroy(&c->lock);
 		pthread_mutex_destroy(&c->warn_lock);
+		pthread_mutex_destroy(&c->sdig_lock);
 		pthread_cond_destroy(&c->cond);
 		ps_free(c);
 	}
