@@ -19,7 +19,8 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wwrite-
             -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter -Wno-format-truncation
 CPPFLAGS += -Iinclude -D_FILE_OFFSET_BITS=64
 CFLAGS   ?=
-CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS))
+# -fPIC: everything but the launcher goes into projstore-core.so
+CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -fPIC -pthread $(shell pkg-config --cflags $(PKGS))
 # libpq and libgfapi are loaded with dlopen() when a PostgreSQL catalog or a
 # gluster:// store is used (db_pg.c, backend_gluster.c): headers only
 CFLAGS   += $(shell pkg-config --cflags libpq glusterfs-api)
@@ -33,6 +34,9 @@ DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 
+# the executable: a launcher that answers --version and `where --api` itself
+# and loads projstore-core.so (every command) for everything else
+LAUNCHER_OBJ := $(BUILD)/obj/src/launcher/launcher.o $(BUILD)/obj/src/cli/cli_api.o
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
@@ -65,7 +69,7 @@ SAN_E2E  := tests/e2e/t0000-basic.sh tests/e2e/t0010-fidelity.sh tests/e2e/t0020
             tests/e2e/t0015-incremental-cache.sh tests/e2e/t0080-hostile.sh tests/e2e/t0090-full-disk.sh \
             tests/e2e/t0200-mount.sh tests/e2e/t0700-serve-api.sh tests/e2e/t0530-agent-lifecycle.sh \
             tests/e2e/t0420-sync-damage.sh
-all: $(BUILD)/projstore $(BUILD)/libprojstore.a tools
+all: $(BUILD)/projstore $(BUILD)/projstore-core.so $(BUILD)/libprojstore.a tools
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -75,8 +79,12 @@ $(BUILD)/libprojstore.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/projstore: $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a $(LDLIBS) $(shell pkg-config --libs fuse3)
+$(BUILD)/projstore-core.so: $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a
+	$(CC) -shared -Wl,-z,defs $(LDFLAGS) -o $@ $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libprojstore.a \
+	  $(LDLIBS) $(shell pkg-config --libs fuse3)
+
+$(BUILD)/projstore: $(LAUNCHER_OBJ) | $(BUILD)/projstore-core.so
+	$(CC) $(LDFLAGS) -o $@ $(LAUNCHER_OBJ) $(shell pkg-config --libs jansson)
 
 # the dashboard files as a C file (scripts/embed-web.sh)
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) scripts/embed-web.sh

@@ -99,6 +99,19 @@ struct ps_cat_project {
 int ps_cat_project_get(struct ps_catalog *cat, const char *id, struct ps_cat_project *out,
 		       struct ps_error *err);
 
+/* Where a project is, read fresh (projstore where, GET /v1/projects/{id}/location):
+ * its host ("" = not deployed: deploy first), status ("unknown" when the catalog
+ * has never heard of it) and working copy (the host's root + "/" + id; "" when
+ * not deployed). */
+struct ps_cat_where {
+	char project[PS_CAT_ID_MAX + 1];
+	char host[PS_CAT_ID_MAX + 1];
+	char status[32];
+	char path[1200];
+};
+int ps_cat_where(struct ps_catalog *cat, const char *id, struct ps_cat_where *out,
+		 struct ps_error *err);
+
 struct ps_cat_query {
 	const char *search;   /* substring of the id (case-insensitive); NULL = all */
 	const char *host;     /* only projects deployed there */
@@ -424,5 +437,7 @@ struct json_t *ps_cat_store_json(const struct ps_cat_store *s);
 struct json_t *ps_cat_sync_json(const struct ps_cat_sync *s, int64_t now_us);
 struct json_t *ps_cat_snapshot_json(const struct ps_cat_snapshot *s, int64_t now_us);
 struct json_t *ps_cat_totals_json(const struct ps_cat_totals *t);
+/* {"project", "host" (null = not deployed), "status", "path" (null = not deployed)} */
+struct json_t *ps_cat_where_json(const struct ps_cat_where *w);
 
 #endif

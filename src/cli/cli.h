@@ -78,6 +78,7 @@ void cli_progress_cb(void *ctx, const char *phase, uint64_t fd, uint64_t ft, uin
 void cli_progress_done(struct cli_progress *p);
 
 /* command entry points */
+int ps_cli_main(int argc, char **argv);
 int cmd_init(struct cli *, int, char **);
 int cmd_save(struct cli *, int, char **);
 int cmd_snapshots(struct cli *, int, char **);

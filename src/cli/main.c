@@ -145,9 +145,15 @@ const struct command ps_commands[] = {
 	{ "hosts", cmd_hosts, "hosts [--json]",
 	  "List the hosts: datacenter, projects deployed, capacity, last heartbeat, state (up,\n"
 	  "down = no heartbeat for PROJSTORE_HOST_DEAD_SECONDS (30), draining, disabled).\n" },
-	{ "where", cmd_where, "where PROJECT [--json]",
+	{ "where", cmd_where, "where PROJECT [--api URL] [--json]",
 	  "Print the host PROJECT is deployed on, read fresh from the catalog; an empty line when\n"
-	  "it is not deployed anywhere (deploy it first with 'open'). --json adds status and path.\n" },
+	  "it is not deployed anywhere (deploy it first with 'open'). --json adds status and path.\n"
+	  "  --api URL   ask a 'projstore serve' at http://HOST:PORT instead (default $PROJSTORE_API;\n"
+	  "              --catalog wins over $PROJSTORE_API): its open catalog connection answers\n"
+	  "              in well under a millisecond, where this command would open one of its own\n"
+	  "              (PostgreSQL: a new server process each time). Token: $PROJSTORE_API_TOKEN,\n"
+	  "              or the first token of the file $PROJSTORE_API_TOKEN_FILE (a read token).\n"
+	  "Exit: 0; 1 the catalog or the API cannot answer; 2 usage.\n" },
 	{ "projects", cmd_projects,
 	  "projects [--search TEXT] [--host NAME] [--status S] [--limit N] [--after ID] [--json]",
 	  "List the catalog's projects ordered by id: host, status (* = maintenance), size of the\n"
@@ -346,7 +352,9 @@ static void main_help(FILE *f)
 		   "'projstore COMMAND --help' describes a command; docs/CLI.md has exit codes and JSON.\n");
 }
 
-int main(int argc, char **argv)
+/* The core's entry point: the launcher (src/launcher/launcher.c) loads
+ * projstore-core.so and calls this with its argv. */
+int ps_cli_main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	const struct command *cmd;

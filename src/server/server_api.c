@@ -204,6 +204,21 @@ static enum MHD_Result get_project(struct req *r, const char *id)
 	return ps_srv_json(r, 200, ps_cat_project_json(&p, ps_cat_now()));
 }
 
+/* GET /v1/projects/{id}/location: `projstore where --json`'s object, from one
+ * catalog statement (what `where --api` asks) */
+static enum MHD_Result project_location(struct req *r, const char *id)
+{
+	struct ps_error err;
+	struct ps_cat_where w;
+	ps_error_clear(&err);
+	struct ps_catalog *cat = ps_srv_catalog(r, &err);
+	if (!cat)
+		return ps_srv_fail(r, &err);
+	if (ps_cat_where(cat, id, &w, &err) != PS_OK)
+		return ps_srv_fail(r, &err);
+	return ps_srv_json(r, 200, ps_cat_where_json(&w));
+}
+
 static enum MHD_Result project_snapshots(struct req *r, const char *id)
 {
 	struct ps_error err;
@@ -623,6 +638,8 @@ enum MHD_Result ps_srv_api(struct req *r)
 		if (nseg == 2)
 			return r->is_get ? get_project(r, id) : need_get(r);
 		const char *what = seg[2];
+		if (strcmp(what, "location") == 0)
+			return r->is_get ? project_location(r, id) : need_get(r);
 		if (strcmp(what, "snapshots") == 0)
 			return r->is_get ? project_snapshots(r, id) : need_get(r);
 		if (strcmp(what, "events") == 0)

@@ -142,6 +142,57 @@ test_expect_success 'GET /v1/projects/{id}: location, sizes, ratios, last snapsh
 	expect_status 200 "$READ" HEAD /v1/projects/$P2
 '
 
+test_expect_success 'GET /v1/projects/{id}/location is `where --json`; where --api asks it' '
+	expect_status 200 "$READ" GET /v1/projects/$P2/location &&
+	test_json body ". == {project: \"$P2\", host: null, status: \"stored\", path: null}" &&
+	expect_status 200 "$READ" GET /v1/projects/00000000-0000-4000-8000-00000000dead/location &&
+	test_json body ".status == \"unknown\" and .host == null" &&
+	expect_status 400 "$READ" GET /v1/projects/Not-Lower/location &&
+	expect_status 405 "$ADMIN" POST /v1/projects/$P2/location &&
+	for id in $P1 $P2 00000000-0000-4000-8000-00000000dead; do
+		ps where $id --json >direct.json &&
+		PROJSTORE_API_TOKEN=$READ ps where $id --json --api "$SERVE_URL" >api.json &&
+		test_cmp direct.json api.json &&
+		ps where $id >direct.txt &&
+		PROJSTORE_API_TOKEN_FILE=$TRASH/tokens ps where $id --api "$SERVE_URL" >api.txt &&
+		test_cmp direct.txt api.txt || return 1
+	done &&
+	# $PROJSTORE_API, and the global --store before the command
+	ps where $P1 --json >direct.json &&
+	PROJSTORE_API=$SERVE_URL PROJSTORE_API_TOKEN=$READ ps --store "$TRASH/nowhere" where $P1 --json >api2.json &&
+	test_cmp direct.json api2.json
+'
+
+test_expect_success 'where --api: errors say what went wrong; --catalog wins over $PROJSTORE_API' '
+	test_expect_code 1 env PROJSTORE_API_TOKEN=wrong-token-0123456789 "$PROJSTORE" where $P1 --api "$SERVE_URL" 2>err &&
+	test_grep "token is not valid (HTTP 403)" err &&
+	test_expect_code 1 env -u PROJSTORE_API_TOKEN -u PROJSTORE_API_TOKEN_FILE "$PROJSTORE" where $P1 --api "$SERVE_URL" 2>err &&
+	test_grep "needs a token" err &&
+	test_expect_code 1 env PROJSTORE_API_TOKEN_FILE=$TRASH/none "$PROJSTORE" where $P1 --api "$SERVE_URL" 2>err &&
+	test_grep "cannot read the API token file" err &&
+	test_expect_code 1 env PROJSTORE_API_TOKEN=$READ "$PROJSTORE" where $P1 --api http://127.0.0.1:1 2>err &&
+	test_grep "cannot connect to 127.0.0.1:1" err &&
+	for url in https://127.0.0.1:1 http://127.0.0.1 http://:80 "http://127.0.0.1:80/v1" "http://[::1:80"; do
+		test_expect_code 1 env PROJSTORE_API_TOKEN=$READ "$PROJSTORE" where $P1 --api "$url" 2>err &&
+		test_grep "invalid API URL" err || return 1
+	done &&
+	# an id the server would refuse never leaves the command
+	test_expect_code 2 env PROJSTORE_API_TOKEN=$READ "$PROJSTORE" where Bad.Id --api "$SERVE_URL" 2>err &&
+	test_grep "invalid project id" err &&
+	# --catalog names the catalog to read, even with $PROJSTORE_API set to something dead
+	PROJSTORE_API=http://127.0.0.1:1 ps --catalog "$TRASH/catalog-none.db" where $P1 >out &&
+	test "$(cat out)" = ""
+'
+
+test_expect_success 'the launcher: --version and where --api without the core; a missing core is named' '
+	PROJSTORE_CORE=$TRASH/no-core.so ps --version >out &&
+	test_grep "^projstore " out &&
+	PROJSTORE_CORE=$TRASH/no-core.so PROJSTORE_API_TOKEN=$READ ps where $P1 --json --api "$SERVE_URL" >api.json &&
+	test_cmp direct.json api.json &&
+	test_expect_code 1 env PROJSTORE_CORE=$TRASH/no-core.so "$PROJSTORE" snapshots $P1 2>err &&
+	test_grep "cannot load .*no-core.so" err
+'
+
 test_expect_success 'unknown and invalid project ids' '
 	expect_status 404 "$READ" GET /v1/projects/00000000-0000-4000-8000-00000000dead &&
 	test_json body ".error.code == \"not_found\"" &&

@@ -47,6 +47,15 @@ test_expect_success 'serve on PostgreSQL: health, listing, one project' '
 	test_grep "^projstore_projects 2$" body
 '
 
+test_expect_success 'where --api on PostgreSQL answers as where does' '
+	for id in $P1 $P2 5e0a0000-0000-4000-8000-00000000ffff; do
+		ps where $id --json >direct.json &&
+		PROJSTORE_API_TOKEN=$READ ps where $id --json --api "$SERVE_URL" >api.json &&
+		test_cmp direct.json api.json || return 1
+	done &&
+	test_json api.json ".status == \"unknown\""
+'
+
 test_expect_success 'requests on PostgreSQL: open, poll, conflict, bad input' '
 	expect_status 202 "$ADMIN" POST /v1/projects/$P1/open -d "{\"host\": \"h1\"}" &&
 	op=$(jq .operation.id body) &&

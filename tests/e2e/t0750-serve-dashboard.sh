@@ -83,7 +83,11 @@ test_expect_success 'the catalog agrees: moved to h2, one move done' '
 	expect_status 200 "$READ" GET /v1/projects/$MOVED &&
 	test_json body ".host == \"h2\" and .status == \"deployed\"" &&
 	expect_status 200 "$READ" GET /v1/projects/$MOVED/operations &&
-	test_json body "[.operations[] | select(.kind == \"move\" and .state == \"done\")] | length == 1"
+	test_json body "[.operations[] | select(.kind == \"move\" and .state == \"done\")] | length == 1" &&
+	ps where $MOVED --json >direct.json &&
+	PROJSTORE_API_TOKEN=$READ ps where $MOVED --json --api "$SERVE_URL" >api.json &&
+	test_cmp direct.json api.json &&
+	test_json api.json ".host == \"h2\" and (.path | endswith(\"/$MOVED\"))"
 '
 
 test_done

@@ -363,6 +363,48 @@ static int check_name(const char *what, const char *s, struct ps_error *err)
 	return PS_OK;
 }
 
+struct where_ctx {
+	struct ps_cat_where *w;
+	int found;
+	char root[1024];
+};
+
+static int one_where(void *ctx, struct ps_db_row *r)
+{
+	struct where_ctx *c = ctx;
+	ps_db_text_cpy(r, 0, c->w->host, sizeof(c->w->host));
+	ps_db_text_cpy(r, 1, c->w->status, sizeof(c->w->status));
+	ps_db_text_cpy(r, 2, c->root, sizeof(c->root));
+	c->found = 1;
+	return 0;
+}
+
+int ps_cat_where(struct ps_catalog *cat, const char *id, struct ps_cat_where *out,
+		 struct ps_error *err)
+{
+	int rc = check_id(id, err);
+	if (rc != PS_OK)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->project, sizeof(out->project), "%s", id);
+	struct where_ctx c = { out, 0, "" };
+	/* one statement, one round trip: the project and its host's root */
+	rc = ps_db_query(cat->db, one_where, &c, err,
+			 "SELECT p.host, p.status, COALESCE(h.root, '') FROM projects p"
+			 " LEFT JOIN hosts h ON h.name = p.host WHERE p.id = $1",
+			 "s", id);
+	if (rc != PS_OK)
+		return rc;
+	if (!c.found) {
+		/* unknown to the catalog: not deployed anywhere */
+		snprintf(out->status, sizeof(out->status), "unknown");
+		return PS_OK;
+	}
+	if (out->host[0] && c.root[0])
+		snprintf(out->path, sizeof(out->path), "%s/%s", c.root, id);
+	return PS_OK;
+}
+
 int ps_cat_project_get(struct ps_catalog *cat, const char *id, struct ps_cat_project *out,
 		       struct ps_error *err)
 {

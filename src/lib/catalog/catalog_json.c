@@ -210,3 +210,9 @@ json_t *ps_cat_totals_json(const struct ps_cat_totals *t)
 			 "hosts_up", (json_int_t)t->hosts_up,
 			 "hosts_down", (json_int_t)t->hosts_down);
 }
+
+json_t *ps_cat_where_json(const struct ps_cat_where *w)
+{
+	return json_pack("{s:s, s:o, s:s, s:o}", "project", w->project, "host", opt_str(w->host),
+			 "status", w->status, "path", opt_str(w->path));
+}
