@@ -13,8 +13,9 @@
 # machine: /bin/true (the floor of any process), `psql -c` of the same lookup
 # (PostgreSQL's own client: process + libpq + a new server backend), `where`
 # through PgBouncer in session mode (when pgbouncer is installed: no new
-# backend per command; docs/CATALOG.md), and the same lookup through `projstore
-# serve` one request at a time (wrk, 1 connection: a front end's view).
+# backend per command; docs/CATALOG.md), `where --api` through `projstore serve`
+# (the launcher alone asks the server's open connection), and the same lookup
+# through the server one request at a time (wrk, 1 connection: a front end's view).
 #
 # env: PROJECTS (20000), RUNS (200 for where, 50 for search), PROJSTORE (binary),
 #      ENGINES ("sqlite postgresql"), OUT (bench/results/catalog-DATE.txt)
@@ -157,20 +158,31 @@ INI
 		kill -INT "$PGB_PID"
 		PGB_PID=
 	fi
+	# projstore serve on the same catalog: `where --api` as a whole command (the
+	# launcher alone: no core, no libpq; one HTTP request to the server's open
+	# connection), and the request itself one at a time (wrk, when installed)
+	local tok url
+	tok=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	(umask 077 && echo "read $tok" >"$W/tokens")
+	"$PROJSTORE" --catalog "$spec" serve --listen 127.0.0.1:0 --token-file "$W/tokens" --rate-limit 0 \
+		>"$W/serve.out" 2>&1 &
+	SERVE_PID=$!
+	for _ in $(seq 1 100); do grep -q listening "$W/serve.out" && break; sleep 0.1; done
+	url=$(grep -o 'http://127.0.0.1:[0-9]*' "$W/serve.out" | head -n 1)
+	PROJSTORE_API_TOKEN=$tok "$PROJSTORE" where "$id" --api "$url" >/dev/null
+	PROJSTORE_API_TOKEN=$tok hyperfine -N -w 20 -r "$RUNS" --export-json "$W/where-api.json" \
+		"$PROJSTORE where $id --api $url" >/dev/null
+	line="$line; where --api through projstore serve $(printf '%.2f' "$(median_ms "$W/where-api.json")") ms (p90 $(jq '[.results[0].times[]] | sort | .[(length * 9 / 10 | floor)] * 1000 | . * 100 | round / 100' "$W/where-api.json") ms)"
+	PROJSTORE_API_TOKEN=$tok hyperfine -N -w 5 -r $((RUNS / 4 > 10 ? RUNS / 4 : 10)) --export-json "$W/search-api.json" \
+		"$PROJSTORE projects --search 7f3 --json --api $url" >/dev/null
+	line="$line; projects --search --api $(printf '%.2f' "$(median_ms "$W/search-api.json")") ms"
 	if command -v wrk >/dev/null; then
-		local tok url
-		tok=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-		(umask 077 && echo "read $tok" >"$W/tokens")
-		"$PROJSTORE" --catalog "$spec" serve --listen 127.0.0.1:0 --token-file "$W/tokens" >"$W/serve.out" 2>&1 &
-		SERVE_PID=$!
-		for _ in $(seq 1 100); do grep -q listening "$W/serve.out" && break; sleep 0.1; done
-		url=$(grep -o 'http://127.0.0.1:[0-9]*' "$W/serve.out" | head -n 1)
 		wrk -t1 -c1 -d5s --latency -H "Authorization: Bearer $tok" "$url/v1/projects/$id" >"$W/wrk1.txt"
 		line="$line; GET /v1/projects/{id} one at a time: median $(awk '$1 == "50%" { print $2 }' "$W/wrk1.txt"), p99 $(awk '$1 == "99%" { print $2 }' "$W/wrk1.txt")"
-		kill "$SERVE_PID"
-		wait "$SERVE_PID" 2>/dev/null || true
-		SERVE_PID=
 	fi
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null || true
+	SERVE_PID=
 	echo "$line" | tee -a "$OUT"
 }
 

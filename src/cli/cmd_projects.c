@@ -7,14 +7,148 @@
 #include "cli.h"
 #include "projstore_catalog.h"
 
+#include "cli_api.h"
+
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+struct ps_strbuf_q {
+	char buf[1024];
+	size_t len;
+};
+
+/* Appends &key=s to b, s percent-encoded; nothing for s NULL. */
+static void qs_add(struct ps_strbuf_q *b, const char *key, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	if (!s)
+		return;
+	b->len += (size_t)snprintf(b->buf + b->len, sizeof(b->buf) - b->len, "%s%s=",
+				   b->len ? "&" : "?", key);
+	for (const unsigned char *p = (const unsigned char *)s; *p && b->len + 4 < sizeof(b->buf); p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			b->buf[b->len++] = (char)*p;
+		} else {
+			b->buf[b->len++] = '%';
+			b->buf[b->len++] = hex[*p >> 4];
+			b->buf[b->len++] = hex[*p & 15];
+		}
+	}
+	b->buf[b->len] = 0;
+}
+
+static double jnum(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static const char *jstr(json_t *o, const char *k, const char *dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+/* `projects` answered by the API at url: pages of GET /v1/projects (1,000 at
+ * most each) until the listing or --limit ends. The objects are the API's,
+ * which are those of `projects --json`. */
+static int projects_api(struct cli *cli, const char *url, const struct ps_cat_query *q)
+{
+	char token[300], msg[600];
+	json_t *all = json_array();
+	char cursor[PS_CAT_ID_MAX + 1] = "";
+	int rc = EXIT_FAIL;
+	if (cli_api_token(token, sizeof(token), msg, sizeof(msg))) {
+		cli_error("%s", msg);
+		goto done;
+	}
+	if (q->after)
+		snprintf(cursor, sizeof(cursor), "%s", q->after);
+	for (;;) {
+		struct ps_strbuf_q b = { "", 0 };
+		char path[1200], lim[16];
+		char *body = NULL;
+		size_t blen = 0, want = 1000;
+		int status = 0;
+		json_t *j, *page, *next;
+		json_error_t je;
+		if (q->limit > 0) {
+			size_t have = json_array_size(all);
+			if (have >= (size_t)q->limit)
+				break;
+			want = (size_t)q->limit - have < 1000 ? (size_t)q->limit - have : 1000;
+		}
+		snprintf(lim, sizeof(lim), "%zu", want);
+		qs_add(&b, "search", q->search);
+		qs_add(&b, "host", q->host);
+		qs_add(&b, "status", q->status);
+		qs_add(&b, "limit", lim);
+		if (cursor[0])
+			qs_add(&b, "cursor", cursor);
+		snprintf(path, sizeof(path), "/v1/projects%s", b.buf);
+		if (cli_api_get(url, token, path, 30.0, &status, &body, &blen, msg, sizeof(msg))) {
+			cli_error("%s", msg);
+			goto done;
+		}
+		j = json_loadb(body, blen, 0, &je);
+		free(body);
+		if (status != 200) {
+			json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
+			cli_error("%s: %s (HTTP %d)", url, json_is_string(e) ? json_string_value(e) : "error",
+				  status);
+			json_decref(j);
+			rc = status == 400 ? EXIT_USAGE : EXIT_FAIL;
+			goto done;
+		}
+		page = j ? json_object_get(j, "projects") : NULL;
+		next = j ? json_object_get(j, "next_cursor") : NULL;
+		if (!json_is_array(page)) {
+			cli_error("%s: an answer that is not a listing", url);
+			json_decref(j);
+			goto done;
+		}
+		json_array_extend(all, page);
+		if (!json_is_string(next)) {
+			json_decref(j);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+		json_decref(j);
+	}
+	if (cli->json) {
+		cli_print_json(all);
+		all = NULL;
+	} else {
+		size_t i;
+		json_t *p;
+		printf("%-36s %-14s %-10s %10s %10s %6s %6s  %s\n", "PROJECT", "HOST", "STATUS", "SIZE",
+		       "QUOTA", "COMPR", "DEDUP", "LAST SNAPSHOT");
+		json_array_foreach(all, i, p) {
+			char size[32], quota[32] = "-", status[40];
+			json_t *ls = json_object_get(p, "last_snapshot");
+			json_t *mt = json_object_get(p, "maintenance");
+			ps_format_size((uint64_t)jnum(p, "logical_bytes"), size, sizeof(size));
+			if (jnum(p, "quota_bytes") > 0)
+				ps_format_size((uint64_t)jnum(p, "quota_bytes"), quota, sizeof(quota));
+			snprintf(status, sizeof(status), "%s%s", jstr(p, "status", "?"),
+				 json_is_true(mt) ? "*" : "");
+			printf("%-36s %-14s %-10s %10s %10s %5.2fx %5.2fx  %s\n", jstr(p, "id", "?"),
+			       jstr(p, "host", "-"), status, size, quota, jnum(p, "compressratio"),
+			       jnum(p, "dedupratio"), json_is_object(ls) ? jstr(ls, "age", "?") : "never");
+		}
+	}
+	rc = fflush(stdout) ? EXIT_FAIL : 0;
+done:
+	json_decref(all);
+	return rc;
+}
+
 int cmd_projects(struct cli *cli, int argc, char **argv)
 {
-	enum { O_SEARCH = 300, O_HOST, O_STATUS, O_LIMIT, O_AFTER };
+	enum { O_SEARCH = 300, O_HOST, O_STATUS, O_LIMIT, O_AFTER, O_API };
 	static const struct option lo[] = {
 		CLI_COMMON_LONGOPTS,
 		{ "search", required_argument, NULL, O_SEARCH },
@@ -22,15 +156,18 @@ int cmd_projects(struct cli *cli, int argc, char **argv)
 		{ "status", required_argument, NULL, O_STATUS },
 		{ "limit", required_argument, NULL, O_LIMIT },
 		{ "after", required_argument, NULL, O_AFTER },
+		{ "api", required_argument, NULL, O_API },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct command *cmd = cli_find("projects");
 	struct ps_cat_query q = PS_CAT_QUERY_INIT;
+	const char *api = getenv("PROJSTORE_API");
 	long limit = 0;
-	int c, rc;
+	int c, rc, api_given = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
+		case O_API: api = optarg; api_given = 1; break;
 		case O_SEARCH: q.search = optarg; break;
 		case O_HOST: q.host = optarg; break;
 		case O_STATUS: q.status = optarg; break;
@@ -47,6 +184,9 @@ int cmd_projects(struct cli *cli, int argc, char **argv)
 	}
 	if (argc != optind)
 		return cli_usage(cmd, "no arguments expected");
+	/* --catalog names the catalog to read: it wins over $PROJSTORE_API */
+	if (api && *api && (api_given || !cli->catalog))
+		return projects_api(cli, api, &q);
 	struct ps_catalog *cat;
 	if ((rc = cli_open_catalog(cli, &cat)))
 		return rc;

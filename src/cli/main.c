@@ -155,12 +155,14 @@ const struct command ps_commands[] = {
 	  "              or the first token of the file $PROJSTORE_API_TOKEN_FILE (a read token).\n"
 	  "Exit: 0; 1 the catalog or the API cannot answer; 2 usage.\n" },
 	{ "projects", cmd_projects,
-	  "projects [--search TEXT] [--host NAME] [--status S] [--limit N] [--after ID] [--json]",
+	  "projects [--search TEXT] [--host NAME] [--status S] [--limit N] [--after ID] [--api URL] [--json]",
 	  "List the catalog's projects ordered by id: host, status (* = maintenance), size of the\n"
 	  "newest snapshot, quota, compression and dedup ratios, age of the newest snapshot.\n"
 	  "  --search TEXT   ids containing TEXT (case-insensitive)\n"
 	  "  --host NAME     deployed on NAME;  --status S  in status S (stored, deployed, ...)\n"
-	  "  --limit N, --after ID   one page of N, starting after ID\n" },
+	  "  --limit N, --after ID   one page of N, starting after ID\n"
+	  "  --api URL       ask a 'projstore serve' at http://HOST:PORT (default $PROJSTORE_API;\n"
+	  "                  --catalog wins over it); token as for 'where --api'\n" },
 	{ "events", cmd_events, "events PROJECT [--limit N] [--json]",
 	  "What happened to PROJECT (deployed, saved, failed, moved, ...), when and by whom;\n"
 	  "oldest first, the newest N (default 100). --json: newest first.\n" },

@@ -184,9 +184,25 @@ test_expect_success 'where --api: errors say what went wrong; --catalog wins ove
 	test "$(cat out)" = ""
 '
 
+test_expect_success 'projects --api lists what projects does (filters, --limit, --after, table and JSON)' '
+	noage="walk(if type == \"object\" then del(.age, .updated) else . end)" &&
+	for args in "" "--search 3F1C" "--search 0003" "--status stored" "--host h1" "--limit 2" "--limit 1 --after $P1"; do
+		ps projects $args --json | jq "$noage" >direct.json &&
+		PROJSTORE_API_TOKEN=$READ ps projects $args --json --api "$SERVE_URL" | jq "$noage" >api.json &&
+		test_cmp direct.json api.json &&
+		ps projects $args >direct.txt &&
+		PROJSTORE_API=$SERVE_URL PROJSTORE_API_TOKEN=$READ ps projects $args >api.txt &&
+		test_cmp direct.txt api.txt || return 1
+	done &&
+	test_json api.json "length == 1 and .[0].id == \"$P2\"" &&
+	test_expect_code 2 env PROJSTORE_API_TOKEN=$READ "$PROJSTORE" projects --status nonsense --api "$SERVE_URL" 2>err &&
+	test_grep "HTTP 400" err
+'
+
 test_expect_success 'the launcher: --version and where --api without the core; a missing core is named' '
 	PROJSTORE_CORE=$TRASH/no-core.so ps --version >out &&
 	test_grep "^projstore " out &&
+	ps where $P1 --json >direct.json &&
 	PROJSTORE_CORE=$TRASH/no-core.so PROJSTORE_API_TOKEN=$READ ps where $P1 --json --api "$SERVE_URL" >api.json &&
 	test_cmp direct.json api.json &&
 	test_expect_code 1 env PROJSTORE_CORE=$TRASH/no-core.so "$PROJSTORE" snapshots $P1 2>err &&

@@ -53,7 +53,12 @@ test_expect_success 'where --api on PostgreSQL answers as where does' '
 		PROJSTORE_API_TOKEN=$READ ps where $id --json --api "$SERVE_URL" >api.json &&
 		test_cmp direct.json api.json || return 1
 	done &&
-	test_json api.json ".status == \"unknown\""
+	test_json api.json ".status == \"unknown\"" &&
+	noage="walk(if type == \"object\" then del(.age, .updated) else . end)" &&
+	ps projects --search 0002 --json | jq "$noage" >direct.json &&
+	PROJSTORE_API_TOKEN=$READ ps projects --search 0002 --json --api "$SERVE_URL" | jq "$noage" >api.json &&
+	test_cmp direct.json api.json &&
+	test_json api.json "length == 1"
 '
 
 test_expect_success 'requests on PostgreSQL: open, poll, conflict, bad input' '
