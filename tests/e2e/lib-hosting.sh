@@ -8,6 +8,11 @@
 #   procs_in_ns KIND INODE       host pids whose namespace KIND is INODE
 #   procs_in_cgroup USER         host pids whose cgroup, in any hierarchy, is
 #                                the project's ($PROJSTORE_CGROUP_BASE/USER)
+#   remove_project_leftovers USER
+#                                a failed test's cleanup: kills what is in
+#                                the project's cgroups, removes them, and the
+#                                project's user and group (only a user that
+#                                projstore made)
 #   sandbox_gone USER INIT PIDNS MNTNS
 #                                nothing of a stopped sandbox is left: no
 #                                process in the project's cgroup, the init
@@ -72,5 +77,18 @@ sandbox_gone () {
 		echo >&4 "sandbox of $user: a bind mount keeps its namespace"
 		return 1
 	fi
+	return 0
+}
+
+remove_project_leftovers () {
+	local u=$1 c
+	for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$u" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$u"; do
+		[ -d "$c" ] || continue
+		while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
+		sleep 0.2
+		rmdir "$c"
+	done
+	getent passwd "$u" | grep -q 'projstore project' && userdel "$u"
+	getent group "$u" >/dev/null && groupdel "$u"
 	return 0
 }

@@ -56,14 +56,7 @@ cleanup_hosting () {
 	userdel "$FOREIGN" 2>/dev/null; groupdel "$FOREIGN" 2>/dev/null
 	getent passwd "$UC" | grep -q "foreign account" && userdel "$UC"
 	for u in "$UA" "$UB" "$UC"; do
-		for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$u" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$u"; do
-			[ -d "$c" ] || continue
-			while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
-			sleep 0.2
-			rmdir "$c"
-		done
-		getent passwd "$u" | grep -q 'projstore project' && userdel "$u"
-		getent group "$u" >/dev/null && groupdel "$u"
+		remove_project_leftovers "$u"
 	done
 	rmdir /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE" 2>/dev/null
 	ip netns del "$EXT" 2>/dev/null

@@ -48,14 +48,7 @@ cleanup () {
 		"$PROJSTORE" hosting teardown "$p" --host h2 --grace 0 >/dev/null 2>&1
 	done
 	for u in "$UA" "$UD"; do
-		for c in /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE"/"$u" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE"/"$u"; do
-			[ -d "$c" ] || continue
-			while read -r pid; do kill -9 "$pid"; done <"$c/cgroup.procs"
-			sleep 0.2
-			rmdir "$c"
-		done
-		getent passwd "$u" | grep -q 'projstore project' && userdel "$u"
-		getent group "$u" >/dev/null && groupdel "$u"
+		remove_project_leftovers "$u"
 	done
 	rmdir /sys/fs/cgroup/*/"$PROJSTORE_CGROUP_BASE" /sys/fs/cgroup/"$PROJSTORE_CGROUP_BASE" 2>/dev/null
 	mountpoint -q "$MNT/$D/fuse" && umount -l "$MNT/$D/fuse"

@@ -171,21 +171,6 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *join(const char *dir, const char *name)
-{
-	size_t dl = strlen(dir), nl = strlen(name);
-	char *p = ps_malloc(dl + nl + 2);
-	if (!p)
-		return NULL;
-	if (dl) {
-		memcpy(p, dir, dl);
-		p[dl] = '/';
-		memcpy(p + dl + 1, name, nl + 1);
-	} else {
-		memcpy(p, name, nl + 1);
-	}
-	return p;
-}
 
 /* The entries of the directory open as dfd (whose path is rel), as the save
  * would take them: every name but the excluded ones, each stat'ed; the
@@ -232,7 +217,7 @@ static void walk(struct dwalk *w, int dfd, const char *rel, int depth)
 		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n && !w->oom; i++) {
 		struct stat st;
-		char *crel = join(rel, names[i]);
+		char *crel = ps_path_join(rel, names[i], strlen(names[i]));
 		int cfd;
 		if (!crel) {
 			w->oom = 1;

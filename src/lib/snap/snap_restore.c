@@ -105,24 +105,6 @@ static void rfail_sys(struct restore_ctx *c, const char *what, const char *path)
 	rfail(c, &e);
 }
 
-static char *rjoin(const char *dir, const uint8_t *name, size_t nl)
-{
-	size_t dl = strlen(dir);
-	char *p = ps_malloc(dl + nl + 2);
-	if (!p)
-		return NULL;
-	if (dl) {
-		memcpy(p, dir, dl);
-		p[dl] = '/';
-		memcpy(p + dl + 1, name, nl);
-		p[dl + 1 + nl] = 0;
-	} else {
-		memcpy(p, name, nl);
-		p[nl] = 0;
-	}
-	return p;
-}
-
 static uint32_t map_uid(struct restore_ctx *c, uint32_t u) { return c->o->uid >= 0 ? (uint32_t)c->o->uid : u; }
 static uint32_t map_gid(struct restore_ctx *c, uint32_t g) { return c->o->gid >= 0 ? (uint32_t)c->o->gid : g; }
 
@@ -270,7 +252,7 @@ static int write_file(struct restore_ctx *c, int fd, const struct ps_tentry *e, 
 static void fill_one(struct restore_ctx *c, struct rnode *d, size_t idx)
 {
 	const struct ps_tentry *e = &d->tree.ents[idx];
-	char *rel = rjoin(d->path, e->name, e->name_len);
+	char *rel = ps_path_join(d->path, e->name, e->name_len);
 	char name[NAME_MAX + 1];
 	int fd;
 	memcpy(name, e->name, e->name_len);
@@ -394,7 +376,7 @@ static void rwalk(struct restore_ctx *c, struct rnode *d);
 static void create_entry(struct restore_ctx *c, struct rnode *d, size_t idx, const char *name)
 {
 	const struct ps_tentry *e = &d->tree.ents[idx];
-	char *rel = rjoin(d->path, e->name, e->name_len);
+	char *rel = ps_path_join(d->path, e->name, e->name_len);
 	struct timespec ts[2];
 	char proc[64 + NAME_MAX];
 	if (!rel) {

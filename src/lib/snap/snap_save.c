@@ -172,18 +172,7 @@ static void warn_entry(struct save_ctx *c, const char *path, const char *msg)
 
 static char *join_path(const char *dir, const char *name)
 {
-	size_t dl = strlen(dir), nl = strlen(name);
-	char *p = ps_malloc(dl + nl + 2);
-	if (!p)
-		return NULL;
-	if (dl) {
-		memcpy(p, dir, dl);
-		p[dl] = '/';
-		memcpy(p + dl + 1, name, nl + 1);
-	} else {
-		memcpy(p, name, nl + 1);
-	}
-	return p;
+	return ps_path_join(dir, name, strlen(name));
 }
 
 static void entry_release(struct sentry *e)

@@ -815,3 +815,18 @@ void ps_mem_burst(size_t huge)
 	(void)huge;
 #endif
 }
+
+char *ps_path_join(const char *dir, const void *name, size_t nl)
+{
+	size_t dl = strlen(dir);
+	char *p = ps_malloc(dl + nl + 2);
+	if (!p)
+		return NULL;
+	if (dl) {
+		memcpy(p, dir, dl);
+		p[dl++] = '/';
+	}
+	memcpy(p + dl, name, nl);
+	p[dl + nl] = 0;
+	return p;
+}

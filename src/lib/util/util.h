@@ -40,6 +40,9 @@ char *ps_strndup(const char *s, size_t n);
 void ps_free(void *p);
 /* Test hook: the n-th allocation from now fails (0 = off). */
 void ps_alloc_fail_after(long n);
+/* "dir/name" (name: nl bytes, any but NUL; dir "" gives "name"), ps_malloc'ed;
+ * NULL when out of memory. The relative paths of save, restore and walks. */
+char *ps_path_join(const char *dir, const void *name, size_t nl);
 
 /* ---- growable buffer with a maximum size ---- */
 
