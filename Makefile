@@ -62,7 +62,7 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 # runs its files one at a time.
 E2E_ALONE := tests/e2e/t0200-mount.sh
 PROVE_JOBS ?= 2
-PROVE_OPTS ?= --timer -j$(PROVE_JOBS) --rules='seq=tests/e2e/t08*.sh' --rules='par=**'
+PROVE_OPTS ?= --timer --failures -j$(PROVE_JOBS) --rules='seq=tests/e2e/t08*.sh' --rules='par=**'
 # end-to-end tests that also run under the sanitizers (the core ones)
 SAN_E2E  := tests/e2e/t0000-basic.sh tests/e2e/t0010-fidelity.sh tests/e2e/t0020-snapshots-browse.sh \
             tests/e2e/t0030-dedup-stats-quota.sh tests/e2e/t0050-concurrency-locks.sh tests/e2e/t0070-corruption.sh \
@@ -118,7 +118,7 @@ unit: $(UNIT_BIN)
 e2e: all
 	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove $(PROVE_OPTS) \
 	  $(filter-out $(E2E_ALONE),$(sort $(wildcard tests/e2e/t[0-9]*.sh)))
-	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove --timer $(E2E_ALONE)
+	PROJSTORE_BIN=$(CURDIR)/$(BUILD)/projstore PS_TOOLS=$(CURDIR)/$(BUILD)/tools prove --timer --failures $(E2E_ALONE)
 
 test: unit e2e
 
@@ -133,7 +133,7 @@ check:
 	$(MAKE) SANITIZE=1 all unit
 	PS_REQUIRE_ALL=1 PROJSTORE_BIN=$(CURDIR)/build-asan/projstore PS_TOOLS=$(CURDIR)/build/tools \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  prove --timer $(SAN_E2E)
+	  prove --timer --failures $(SAN_E2E)
 
 demo: all
 	scripts/demo.sh
