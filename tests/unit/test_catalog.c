@@ -385,6 +385,66 @@ static void test_race(const char *engine)
 	ps_catalog_close(cat);
 }
 
+static int64_t one_int_v;
+static int one_int_cb(void *ctx, struct ps_db_row *r)
+{
+	(void)ctx;
+	one_int_v = ps_db_int(r, 0);
+	return 0;
+}
+
+static int64_t one_int(struct ps_catalog *cat, const char *sql)
+{
+	one_int_v = -1;
+	if (ps_db_query(cat->db, one_int_cb, NULL, &E, sql, "") != PS_OK)
+		return -2;
+	return one_int_v;
+}
+
+/* a lazy transaction (ps_db_begin_lazy, migrate's begin) commits and rolls
+ * back as any other, and leaves the connection durable as before */
+static void test_lazy(const char *engine)
+{
+	struct ps_catalog *cat = fresh(engine);
+	int sq = strcmp(engine, "sqlite") == 0;
+	struct ps_cat_where w;
+	is_int(ps_db_begin_lazy(cat->db, &E), PS_OK, "%s: a lazy transaction", engine);
+	if (!sq)
+		is_int(one_int(cat, "SELECT CASE WHEN current_setting('synchronous_commit') = 'off'"
+				    " THEN 1 ELSE 0 END"), 1, "%s: asynchronous commit inside it", engine);
+	else
+		is_int(one_int(cat, "PRAGMA synchronous"), 1, "%s: synchronous=NORMAL inside it", engine);
+	ps_db_exec(cat->db, NULL, &E, "INSERT INTO projects (id, updated_at) VALUES ('lz1', 1)", "");
+	is_int(ps_db_commit(cat->db, &E), PS_OK, "%s: commits", engine);
+	is_int(one_int(cat, "SELECT COUNT(*) FROM projects WHERE id = 'lz1'"), 1, "%s: what it wrote is there",
+	       engine);
+	is_int(one_int(cat, sq ? "PRAGMA synchronous"
+			       : "SELECT CASE WHEN current_setting('synchronous_commit') = 'on' THEN 2 ELSE 0 END"),
+	       2, "%s: durable commits again after it", engine);
+	is_int(ps_db_begin_lazy(cat->db, &E), PS_OK, "%s: another", engine);
+	ps_db_exec(cat->db, NULL, &E, "INSERT INTO projects (id, updated_at) VALUES ('lz2', 1)", "");
+	ps_db_rollback(cat->db);
+	is_int(one_int(cat, "SELECT COUNT(*) FROM projects WHERE id = 'lz2'"), 0, "%s: rolled back", engine);
+	is_int(one_int(cat, sq ? "PRAGMA synchronous"
+			       : "SELECT CASE WHEN current_setting('synchronous_commit') = 'on' THEN 2 ELSE 0 END"),
+	       2, "%s: durable after a rollback too", engine);
+	/* where: one statement, unknown and known projects, the host's root */
+	is_int(ps_cat_where(cat, "nobody", &w, &E), PS_OK, "%s: where of an unknown project", engine);
+	ok(!strcmp(w.status, "unknown") && !w.host[0] && !w.path[0], "%s: unknown, nowhere", engine);
+	is_int(ps_cat_where(cat, "lz1", &w, &E), PS_OK, "%s: where of a stored project", engine);
+	ok(!strcmp(w.status, "stored") && !w.host[0] && !w.path[0], "%s: stored, nowhere", engine);
+	add_host(cat, "hw", 10, 1);
+	ps_db_exec(cat->db, NULL, &E, "UPDATE projects SET host = 'hw', status = 'deployed' WHERE id = 'lz1'", "");
+	is_int(ps_cat_where(cat, "lz1", &w, &E), PS_OK, "%s: where of a deployed project", engine);
+	ok(!strcmp(w.host, "hw") && !strcmp(w.status, "deployed") && strstr(w.path, "/lz1") &&
+	   w.path[0] == '/', "%s: its host and ROOT/ID (%s)", engine, w.path);
+	is_int(ps_cat_where(cat, "../x", &w, &E), PS_EINVAL, "%s: a hostile id is refused", engine);
+	/* a PostgreSQL database outlives this program: leave it as found */
+	ps_db_exec(cat->db, NULL, &E, "DELETE FROM projects WHERE id IN ('lz1', 'lz2')", "");
+	ps_db_exec(cat->db, NULL, &E, "DELETE FROM hosts WHERE name = 'hw'", "");
+	ps_catalog_close(cat);
+}
+
 static void test_misc(const char *engine)
 {
 	struct ps_catalog *cat = fresh(engine);
@@ -475,6 +535,7 @@ int main(void)
 		test_ops(engines[i]);
 		test_race(engines[i]);
 		test_misc(engines[i]);
+		test_lazy(engines[i]);
 	}
 	test_bad_catalogs();
 	return done_testing();

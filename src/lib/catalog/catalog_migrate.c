@@ -85,7 +85,12 @@ int ps_cat_migrate_begin(struct ps_catalog *cat, const char *project, const char
 	if (rc != PS_OK)
 		return rc;
 	memset(&m, 0, sizeof(m));
-	rc = ps_db_begin(cat->db, err);
+	/* Not waited for on disk: the import's end is durable and carries this
+	 * with it. A machine crash in between may forget that the project was
+	 * being imported; the rerun then sees what the store and the marker say
+	 * (docs/CLI.md, migrate): it imports again, or refuses a project whose
+	 * newest snapshot its marker does not name (nothing is lost either way). */
+	rc = ps_db_begin_lazy(cat->db, err);
 	if (rc != PS_OK)
 		return rc;
 	rc = ps_db_exec(cat->db, NULL, err,

@@ -38,10 +38,30 @@ int ps_db_begin(struct ps_db *db, struct ps_error *err)
 	return rc;
 }
 
+int ps_db_begin_lazy(struct ps_db *db, struct ps_error *err)
+{
+	int rc = db->engine->begin_lazy(db, err);
+	if (rc == PS_OK) {
+		db->in_tx = 1;
+		db->lazy = 1;
+	}
+	return rc;
+}
+
+static void lazy_done(struct ps_db *db)
+{
+	if (db->lazy) {
+		db->lazy = 0;
+		db->engine->lazy_done(db);
+	}
+}
+
 int ps_db_commit(struct ps_db *db, struct ps_error *err)
 {
 	db->in_tx = 0;
-	return db->engine->script(db, "COMMIT", err);
+	int rc = db->engine->script(db, "COMMIT", err);
+	lazy_done(db);
+	return rc;
 }
 
 void ps_db_rollback(struct ps_db *db)
@@ -51,6 +71,7 @@ void ps_db_rollback(struct ps_db *db)
 	db->in_tx = 0;
 	struct ps_error e;
 	(void)db->engine->script(db, "ROLLBACK", &e);
+	lazy_done(db);
 }
 
 void ps_db_close(struct ps_db *db)

@@ -37,6 +37,10 @@ struct ps_db_engine {
 	/* runs several ;-separated statements without parameters */
 	int (*script)(struct ps_db *db, const char *sql, struct ps_error *err);
 	int (*begin)(struct ps_db *db, struct ps_error *err);
+	/* a write transaction whose commit does not wait for the disk (see
+	 * ps_db_begin_lazy); lazy_done runs after its COMMIT or ROLLBACK */
+	int (*begin_lazy)(struct ps_db *db, struct ps_error *err);
+	void (*lazy_done)(struct ps_db *db);
 	int64_t (*col_int)(struct ps_db_row *r, int col);
 	double (*col_double)(struct ps_db_row *r, int col);
 	const char *(*col_text)(struct ps_db_row *r, int col); /* never NULL ("" for NULL) */
@@ -47,6 +51,7 @@ struct ps_db_engine {
 struct ps_db {
 	const struct ps_db_engine *engine;
 	int in_tx;
+	int lazy;    /* the open transaction came from ps_db_begin_lazy */
 };
 
 int ps_db_open_sqlite(struct ps_db **out, const char *path, struct ps_error *err);
@@ -60,6 +65,14 @@ int ps_db_query(struct ps_db *db, ps_db_row_fn fn, void *ctx, struct ps_error *e
 int ps_db_script(struct ps_db *db, const char *sql, struct ps_error *err);
 /* A write transaction (SQLite: BEGIN IMMEDIATE). */
 int ps_db_begin(struct ps_db *db, struct ps_error *err);
+/* A write transaction whose COMMIT returns without waiting for the disk
+ * (SQLite: synchronous=NORMAL for it, in WAL mode; PostgreSQL: SET LOCAL
+ * synchronous_commit TO OFF). Atomic and consistent like any other: a crash
+ * of the process loses nothing, a crash of the machine may lose it, never
+ * half of it, and never a transaction committed after it without it (the
+ * next ordinary commit makes it durable). Only for what a later durable
+ * transaction confirms anyway (migrate's begin, confirmed by its end). */
+int ps_db_begin_lazy(struct ps_db *db, struct ps_error *err);
 int ps_db_commit(struct ps_db *db, struct ps_error *err);
 void ps_db_rollback(struct ps_db *db);
 void ps_db_close(struct ps_db *db);

@@ -300,6 +300,19 @@ static int pg_script(struct ps_db *db, const char *sql, struct ps_error *err)
 
 static int pg_begin(struct ps_db *db, struct ps_error *err) { return pg_script(db, "BEGIN", err); }
 
+/* asynchronous commit for this transaction only (SET LOCAL ends with it) */
+static int pg_begin_lazy(struct ps_db *db, struct ps_error *err)
+{
+	int rc = pg_script(db, "BEGIN; SET LOCAL synchronous_commit TO OFF", err);
+	if (rc != PS_OK) {
+		struct ps_error e;
+		pg_script(db, "ROLLBACK", &e);
+	}
+	return rc;
+}
+
+static void pg_lazy_done(struct ps_db *db) { (void)db; }
+
 static int64_t pg_int(struct ps_db_row *r, int c)
 {
 	const char *s = PQgetvalue(r->res, r->row, c);
@@ -327,7 +340,8 @@ static void pg_close(struct ps_db *db)
 }
 
 static const struct ps_db_engine pg_engine = {
-	"postgresql", pg_run, pg_script, pg_begin, pg_int, pg_double, pg_text, pg_null, pg_close,
+	"postgresql", pg_run, pg_script, pg_begin, pg_begin_lazy, pg_lazy_done, pg_int, pg_double,
+	pg_text, pg_null, pg_close,
 };
 
 static void pg_notice(void *arg, const char *msg)

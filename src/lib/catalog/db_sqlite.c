@@ -171,6 +171,28 @@ static int sq_begin(struct ps_db *db, struct ps_error *err)
 	return sq_script(db, "BEGIN IMMEDIATE", err);
 }
 
+/* synchronous can only change outside a transaction: NORMAL for this one
+ * (in WAL mode its commit is not synced; the next FULL commit syncs the WAL
+ * up to and including it), FULL again after it */
+static int sq_begin_lazy(struct ps_db *db, struct ps_error *err)
+{
+	int rc = sq_script(db, "PRAGMA synchronous=NORMAL", err);
+	if (rc == PS_OK) {
+		rc = sq_script(db, "BEGIN IMMEDIATE", err);
+		if (rc != PS_OK) {
+			struct ps_error e;
+			sq_script(db, "PRAGMA synchronous=FULL", &e);
+		}
+	}
+	return rc;
+}
+
+static void sq_lazy_done(struct ps_db *db)
+{
+	struct ps_error e;
+	sq_script(db, "PRAGMA synchronous=FULL", &e);
+}
+
 static int64_t sq_int(struct ps_db_row *r, int c) { return sqlite3_column_int64(r->res, c); }
 static double sq_double(struct ps_db_row *r, int c) { return sqlite3_column_double(r->res, c); }
 static int sq_null(struct ps_db_row *r, int c)
@@ -198,7 +220,8 @@ static void sq_close(struct ps_db *db)
 }
 
 static const struct ps_db_engine sqlite_engine = {
-	"sqlite", sq_run, sq_script, sq_begin, sq_int, sq_double, sq_text, sq_null, sq_close,
+	"sqlite", sq_run, sq_script, sq_begin, sq_begin_lazy, sq_lazy_done, sq_int, sq_double, sq_text,
+	sq_null, sq_close,
 };
 
 /* SQLite's allocation statistics take a process-wide mutex on every
