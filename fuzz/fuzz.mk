@@ -17,7 +17,7 @@
 #
 # FUZZ_STRICT=1 adds the invariant checks that known bugs still violate.
 
-FUZZ_TARGETS := pack segment tree ref fcache gluster_url proto
+FUZZ_TARGETS := pack segment tree ref fcache gluster_url proto api
 FUZZ_SECONDS ?= 30
 # FUZZ_JOBS > 1 runs libFuzzer with -jobs/-workers (its logs go to fuzz-N.log)
 FUZZ_JOBS    ?= 1
@@ -54,6 +54,16 @@ $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_LIB_OBJ)
 $(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz_common.h $(BUILD)/libprojstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Isrc/lib $(CFLAGS) -o $@ fuzz/replay.c $< $(BUILD)/libprojstore.a $(LDFLAGS) $(LDLIBS)
+
+# the API client lives with the commands (src/cli/cli_api.c: libc and jansson only)
+$(FUZZ_BUILD)/fuzz_api: fuzz/fuzz_api.c fuzz/fuzz_common.h src/cli/cli_api.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/lib -fsanitize=fuzzer $(FUZZ_SAN) -o $@ fuzz/fuzz_api.c src/cli/cli_api.c \
+	  $(FUZZ_LIB_OBJ) $(FUZZ_LDLIBS)
+$(BUILD)/fuzz/replay_api: fuzz/fuzz_api.c fuzz/replay.c fuzz/fuzz_common.h src/cli/cli_api.c $(BUILD)/libprojstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Isrc/lib $(CFLAGS) -o $@ fuzz/replay.c fuzz/fuzz_api.c src/cli/cli_api.c \
+	  $(BUILD)/libprojstore.a $(LDFLAGS) $(LDLIBS)
 
 fuzz-replay: $(REPLAY_BINS)
 	@set -e; for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/replay_$$t fuzz/corpus/$$t; done

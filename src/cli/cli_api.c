@@ -57,13 +57,32 @@ int cli_api_parse_url(const char *url, char *host, size_t hlen, char *port, size
 		memcpy(host, p, (size_t)(colon - p));
 		host[colon - p] = 0;
 	}
+	/* a name or an IPv4 address; in brackets an IPv6 address (with a zone) */
+	for (const char *c = host; *c; c++) {
+		int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			 *c == '.' || *c == '-' || (*p == '[' && (*c == ':' || *c == '%')) ||
+			 (*p != '[' && *c == '_');
+		if (!ok)
+			return -1;
+	}
+	if (*p == '[' && !strchr(host, ':'))
+		return -1;
 	if ((size_t)(e - colon - 1) >= plen || e - colon - 1 < 1)
 		return -1;
 	memcpy(port, colon + 1, (size_t)(e - colon - 1));
 	port[e - colon - 1] = 0;
-	for (const char *c = port; *c; c++)
-		if (*c < '0' || *c > '9')
+	{
+		long v = 0;
+		if (strlen(port) > 5)
 			return -1;
+		for (const char *c = port; *c; c++) {
+			if (*c < '0' || *c > '9')
+				return -1;
+			v = v * 10 + (*c - '0');
+		}
+		if (v < 1 || v > 65535)
+			return -1;
+	}
 	return 0;
 }
 
@@ -179,12 +198,36 @@ static int send_all(int fd, const char *buf, size_t n, int64_t deadline)
 	return 0;
 }
 
+int cli_api_parse_response(const char *buf, size_t len, int *status, size_t *body_off)
+{
+	size_t i;
+	int st = 0;
+	/* "HTTP/" DIGIT "." DIGIT SP 3DIGIT */
+	if (len < 12 || memcmp(buf, "HTTP/", 5) || buf[5] < '0' || buf[5] > '9' || buf[6] != '.' ||
+	    buf[7] < '0' || buf[7] > '9' || buf[8] != ' ')
+		return -1;
+	for (i = 9; i < 12; i++) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return -1;
+		st = st * 10 + (buf[i] - '0');
+	}
+	if (st < 100 || (len > 12 && buf[12] != ' ' && buf[12] != '\r'))
+		return -1;
+	for (i = 12; i + 4 <= len; i++)
+		if (buf[i] == '\r' && !memcmp(buf + i, "\r\n\r\n", 4)) {
+			*status = st;
+			*body_off = i + 4;
+			return 0;
+		}
+	return -1;
+}
+
 int cli_api_get(const char *url, const char *token, const char *path, double timeout,
 		int *status, char **body, size_t *blen, char *msg, size_t msglen)
 {
 	char host[256], port[16], req[2048];
-	char *buf = NULL, *hdr_end, *p;
-	size_t len = 0, cap = 0;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, off = 0;
 	int64_t deadline = mono_ms() + (int64_t)(timeout * 1000);
 	int fd, n, st = 0;
 	*body = NULL;
@@ -256,13 +299,12 @@ int cli_api_get(const char *url, const char *token, const char *path, double tim
 		return -1;
 	}
 	buf[len] = 0;
-	if (sscanf(buf, "HTTP/%*d.%*d %d", &st) != 1 || !(hdr_end = strstr(buf, "\r\n\r\n"))) {
+	if (cli_api_parse_response(buf, len, &st, &off)) {
 		snprintf(msg, msglen, "%s did not answer in HTTP", url);
 		goto fail;
 	}
-	p = hdr_end + 4;
-	*blen = len - (size_t)(p - buf);
-	memmove(buf, p, *blen + 1);
+	*blen = len - off;
+	memmove(buf, buf + off, *blen + 1);
 	*body = buf;
 	*status = st;
 	return 0;

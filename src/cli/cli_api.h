@@ -14,6 +14,11 @@ int cli_api_parse_url(const char *url, char *host, size_t hlen, char *port, size
  * $PROJSTORE_API_TOKEN_FILE (serve's "ROLE TOKEN [NAME]" lines, or a token
  * alone). Returns 0, or -1 with msg. */
 int cli_api_token(char *buf, size_t len, char *msg, size_t msglen);
+/* Splits an HTTP answer (len bytes, not NUL-terminated): *status from the
+ * status line ("HTTP/1.x NNN ..."), *body_off where the body starts (after
+ * the blank line ending the headers). Returns 0, or -1 when it is not an
+ * HTTP answer. */
+int cli_api_parse_response(const char *buf, size_t len, int *status, size_t *body_off);
 /* GET path: *status and the body (*body, malloc'ed, NUL-terminated; *blen).
  * Returns 0, or -1 with msg (no connection, no HTTP answer, timeout). */
 int cli_api_get(const char *url, const char *token, const char *path, double timeout,
