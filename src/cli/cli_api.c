@@ -99,8 +99,8 @@ int cli_api_token(char *buf, size_t len, char *msg, size_t msglen)
 		return 0;
 	}
 	if (f && *f) {
-		/* a file of `serve`'s form (ROLE TOKEN [NAME] lines: the first
-		 * token), or one token alone */
+		/* a file of `serve`'s form (ROLE TOKEN [NAME] lines), or one
+		 * token alone */
 		char line[1024];
 		FILE *fp = fopen(f, "re");
 		if (!fp) {
@@ -108,15 +108,19 @@ int cli_api_token(char *buf, size_t len, char *msg, size_t msglen)
 				 strerror(errno));
 			return -1;
 		}
+		/* a read token when the file has one (nothing here writes), else
+		 * the first token */
 		buf[0] = 0;
 		while (fgets(line, sizeof(line), fp)) {
 			char a[256], b[256];
 			int n = sscanf(line, "%255s %255s", a, b);
+			int role = n >= 2 && (!strcmp(a, "read") || !strcmp(a, "admin"));
 			if (n < 1 || a[0] == '#')
 				continue;
-			snprintf(buf, len, "%s", n >= 2 && (!strcmp(a, "read") || !strcmp(a, "admin"))
-							 ? b : a);
-			break;
+			if (!buf[0] || (role && !strcmp(a, "read")))
+				snprintf(buf, len, "%s", role ? b : a);
+			if (role && !strcmp(a, "read"))
+				break;
 		}
 		fclose(fp);
 		if (!buf[0]) {

@@ -10,9 +10,9 @@
 /* Splits http://HOST:PORT (HOST a name, an IPv4 address or [IPv6]; an
  * optional trailing "/"). Returns 0, or -1 for anything else. */
 int cli_api_parse_url(const char *url, char *host, size_t hlen, char *port, size_t plen);
-/* The bearer token: $PROJSTORE_API_TOKEN, else the first token of the file
- * $PROJSTORE_API_TOKEN_FILE (serve's "ROLE TOKEN [NAME]" lines, or a token
- * alone). Returns 0, or -1 with msg. */
+/* The bearer token: $PROJSTORE_API_TOKEN, else from the file
+ * $PROJSTORE_API_TOKEN_FILE (serve's "ROLE TOKEN [NAME]" lines: its read
+ * token, else its first; or a token alone). Returns 0, or -1 with msg. */
 int cli_api_token(char *buf, size_t len, char *msg, size_t msglen);
 /* Splits an HTTP answer (len bytes, not NUL-terminated): *status from the
  * status line ("HTTP/1.x NNN ..."), *body_off where the body starts (after

@@ -152,7 +152,7 @@ const struct command ps_commands[] = {
 	  "              --catalog wins over $PROJSTORE_API): its open catalog connection answers\n"
 	  "              in well under a millisecond, where this command would open one of its own\n"
 	  "              (PostgreSQL: a new server process each time). Token: $PROJSTORE_API_TOKEN,\n"
-	  "              or the first token of the file $PROJSTORE_API_TOKEN_FILE (a read token).\n"
+	  "              or the file $PROJSTORE_API_TOKEN_FILE (its read token).\n"
 	  "Exit: 0; 1 the catalog or the API cannot answer; 2 usage.\n" },
 	{ "projects", cmd_projects,
 	  "projects [--search TEXT] [--host NAME] [--status S] [--limit N] [--after ID] [--api URL] [--json]",
