@@ -83,8 +83,23 @@ void ps_store_free(struct ps_store *store);
 /* Borrowed: the store's unique id (32 hex digits). */
 const char *ps_store_id(const struct ps_store *store);
 
-/* Returns 1 when `id` is a valid project id: [a-z0-9][a-z0-9._-]{0,63}. */
-int ps_project_id_valid(const char *id);
+/* Returns 1 when `id` is a valid project id: [a-z0-9][a-z0-9._-]{0,63}.
+ * Inline: the launcher (src/launcher) checks ids without the library. */
+static inline int ps_project_id_valid(const char *id)
+{
+	size_t n;
+	if (!id || !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
+		return 0;
+	for (n = 1; id[n]; n++) {
+		char c = id[n];
+		if (n >= 64)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return 0;
+	}
+	return 1;
+}
 
 /* Lists all project ids that have at least one snapshot or settings. The
  * array and strings belong to the caller: free with ps_strv_free(). */

@@ -15,7 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "../cli/cli_api.h"
-#include "projstore.h"       /* PS_VERSION (declarations only: nothing of it is linked) */
+#include "projstore.h"       /* PS_VERSION, ps_project_id_valid (inline): nothing of the library is linked */
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -23,18 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int id_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 1 || n > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		      s[i] == '_' || s[i] == '-'))
-			return 0;
-	return 1;
-}
 
 /* `[--store S] where [--json] [--api URL] PROJECT` with an API to ask:
  * answered here (returns 1, *rc the exit code); anything else: 0. */
@@ -64,7 +52,7 @@ static int fast_where(int argc, char **argv, int *rc)
 		else
 			return 0;
 	}
-	if (!id || !id_ok(id) || !api || !*api)
+	if (!id || !ps_project_id_valid(id) || !api || !*api)
 		return 0;
 	*rc = cli_api_where(api, id, json);
 	return 1;

@@ -71,22 +71,6 @@ static struct store_priv *P(struct ps_store *s) { return s->priv; }
 
 /* ------------------------------------------------------------ ids */
 
-int ps_project_id_valid(const char *id)
-{
-	size_t n;
-	if (!id || !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
-		return 0;
-	for (n = 1; id[n]; n++) {
-		char c = id[n];
-		if (n >= 64)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 const char *ps_store_id(const struct ps_store *s) { return s->id; }
 
 /* ------------------------------------------------------------ config */
