@@ -154,6 +154,10 @@ void cli_policy_format(const struct ps_keep_policy *p, char *buf, size_t len);
 /* Returns 1 if handled, -1 for an unknown option (usage printed). */
 int cli_common_opt(struct cli *cli, const struct command *cmd, int c, const char *arg);
 
+/* The API to ask instead of the catalog (where, projects): --api URL as
+ * given, else $PROJSTORE_API unless --catalog names a catalog; NULL: none. */
+const char *cli_api_url(const struct cli *cli, const char *given);
+
 /* The catalog (cli_catalog.c). */
 struct ps_catalog;
 /* Opens the catalog (--catalog, $PROJSTORE_CATALOG, else STORE/catalog.db for

@@ -319,35 +319,54 @@ fail:
 	return -1;
 }
 
-int cli_api_where(const char *url, const char *id, int json_out)
+int cli_api_get_json(const char *url, const char *path, double timeout, json_t **out)
 {
-	char token[300], msg[600], path[256];
+	char token[300], msg[600];
 	char *body = NULL;
 	size_t blen = 0;
-	int status = 0, rc = 1;
-	json_t *j = NULL, *host;
+	int status = 0;
+	json_t *j;
 	json_error_t je;
+	*out = NULL;
 	if (cli_api_token(token, sizeof(token), msg, sizeof(msg))) {
 		fprintf(stderr, "projstore: %s\n", msg);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "/v1/projects/%s/location", id);
-	if (cli_api_get(url, token, path, 10.0, &status, &body, &blen, msg, sizeof(msg))) {
+	if (cli_api_get(url, token, path, timeout, &status, &body, &blen, msg, sizeof(msg))) {
 		fprintf(stderr, "projstore: %s\n", msg);
 		return 1;
 	}
 	j = json_loadb(body, blen, 0, &je);
+	free(body);
 	if (status != 200) {
 		json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
 		fprintf(stderr, "projstore: %s: %s (HTTP %d)\n", url,
 			json_is_string(e) ? json_string_value(e) : "error", status);
-		rc = status == 400 ? 2 : 1;
-		goto done;
+		json_decref(j);
+		return status == 400 ? 2 : 1;
 	}
-	host = j ? json_object_get(j, "host") : NULL;
-	if (!j || !json_is_object(j) || !(json_is_string(host) || json_is_null(host))) {
+	if (!json_is_object(j)) {
+		fprintf(stderr, "projstore: %s: an answer that is not JSON\n", url);
+		json_decref(j);
+		return 1;
+	}
+	*out = j;
+	return 0;
+}
+
+int cli_api_where(const char *url, const char *id, int json_out)
+{
+	char path[256];
+	json_t *j, *host;
+	int rc;
+	snprintf(path, sizeof(path), "/v1/projects/%s/location", id);
+	if ((rc = cli_api_get_json(url, path, 10.0, &j)))
+		return rc;
+	host = json_object_get(j, "host");
+	if (!(json_is_string(host) || json_is_null(host))) {
 		fprintf(stderr, "projstore: %s: an answer that is not a location\n", url);
-		goto done;
+		json_decref(j);
+		return 1;
 	}
 	if (json_out) {
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
@@ -355,9 +374,6 @@ int cli_api_where(const char *url, const char *id, int json_out)
 	} else {
 		printf("%s\n", json_is_string(host) ? json_string_value(host) : "");
 	}
-	rc = fflush(stdout) ? 1 : 0;
-done:
 	json_decref(j);
-	free(body);
-	return rc;
+	return fflush(stdout) ? 1 : 0;
 }

@@ -23,6 +23,12 @@ int cli_api_parse_response(const char *buf, size_t len, int *status, size_t *bod
  * Returns 0, or -1 with msg (no connection, no HTTP answer, timeout). */
 int cli_api_get(const char *url, const char *token, const char *path, double timeout,
 		int *status, char **body, size_t *blen, char *msg, size_t msglen);
+/* GET path, answered 200 with a JSON object: *out (json_decref it), 0.
+ * Otherwise the reason is printed (the server's message and HTTP status,
+ * or why there was no answer) and the exit code returned: 2 for a request
+ * the server refused as bad (400), else 1. The token is cli_api_token's. */
+struct json_t;
+int cli_api_get_json(const char *url, const char *path, double timeout, struct json_t **out);
 /* `projstore where PROJECT` answered by the API at url (the host on stdout,
  * or with json_out the location object). Returns the exit code: 0, 1 (no
  * answer or an error answer), 2 (the server refused the id). */

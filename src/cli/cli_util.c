@@ -249,3 +249,11 @@ int cli_common_opt(struct cli *cli, const struct command *cmd, int c, const char
 		return -1;
 	}
 }
+
+const char *cli_api_url(const struct cli *cli, const char *given)
+{
+	const char *env = getenv("PROJSTORE_API");
+	if (given && *given)
+		return given;
+	return env && *env && !cli->catalog ? env : NULL;
+}

@@ -40,6 +40,31 @@ static void qs_add(struct ps_strbuf_q *b, const char *key, const char *s)
 	b->buf[b->len] = 0;
 }
 
+/* One row of the projects table, from the catalog or from the API. */
+struct row {
+	const char *id, *host, *status, *age;
+	int maintenance;
+	uint64_t logical, quota;
+	double compr, dedup;
+};
+
+static void print_header(void)
+{
+	printf("%-36s %-14s %-10s %10s %10s %6s %6s  %s\n", "PROJECT", "HOST", "STATUS", "SIZE",
+	       "QUOTA", "COMPR", "DEDUP", "LAST SNAPSHOT");
+}
+
+static void print_row(const struct row *r)
+{
+	char size[32], quota[32] = "-", status[40];
+	ps_format_size(r->logical, size, sizeof(size));
+	if (r->quota > 0)
+		ps_format_size(r->quota, quota, sizeof(quota));
+	snprintf(status, sizeof(status), "%s%s", r->status, r->maintenance ? "*" : "");
+	printf("%-36s %-14s %-10s %10s %10s %5.2fx %5.2fx  %s\n", r->id, r->host[0] ? r->host : "-",
+	       status, size, quota, r->compr, r->dedup, r->age);
+}
+
 static double jnum(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
@@ -57,24 +82,16 @@ static const char *jstr(json_t *o, const char *k, const char *dflt)
  * which are those of `projects --json`. */
 static int projects_api(struct cli *cli, const char *url, const struct ps_cat_query *q)
 {
-	char token[300], msg[600];
 	json_t *all = json_array();
 	char cursor[PS_CAT_ID_MAX + 1] = "";
 	int rc = EXIT_FAIL;
-	if (cli_api_token(token, sizeof(token), msg, sizeof(msg))) {
-		cli_error("%s", msg);
-		goto done;
-	}
 	if (q->after)
 		snprintf(cursor, sizeof(cursor), "%s", q->after);
 	for (;;) {
 		struct ps_strbuf_q b = { "", 0 };
 		char path[1200], lim[16];
-		char *body = NULL;
-		size_t blen = 0, want = 1000;
-		int status = 0;
+		size_t want = 1000;
 		json_t *j, *page, *next;
-		json_error_t je;
 		if (q->limit > 0) {
 			size_t have = json_array_size(all);
 			if (have >= (size_t)q->limit)
@@ -89,22 +106,11 @@ static int projects_api(struct cli *cli, const char *url, const struct ps_cat_qu
 		if (cursor[0])
 			qs_add(&b, "cursor", cursor);
 		snprintf(path, sizeof(path), "/v1/projects%s", b.buf);
-		if (cli_api_get(url, token, path, 30.0, &status, &body, &blen, msg, sizeof(msg))) {
-			cli_error("%s", msg);
+		if ((rc = cli_api_get_json(url, path, 30.0, &j)))
 			goto done;
-		}
-		j = json_loadb(body, blen, 0, &je);
-		free(body);
-		if (status != 200) {
-			json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
-			cli_error("%s: %s (HTTP %d)", url, json_is_string(e) ? json_string_value(e) : "error",
-				  status);
-			json_decref(j);
-			rc = status == 400 ? EXIT_USAGE : EXIT_FAIL;
-			goto done;
-		}
-		page = j ? json_object_get(j, "projects") : NULL;
-		next = j ? json_object_get(j, "next_cursor") : NULL;
+		rc = EXIT_FAIL;
+		page = json_object_get(j, "projects");
+		next = json_object_get(j, "next_cursor");
 		if (!json_is_array(page)) {
 			cli_error("%s: an answer that is not a listing", url);
 			json_decref(j);
@@ -124,20 +130,15 @@ static int projects_api(struct cli *cli, const char *url, const struct ps_cat_qu
 	} else {
 		size_t i;
 		json_t *p;
-		printf("%-36s %-14s %-10s %10s %10s %6s %6s  %s\n", "PROJECT", "HOST", "STATUS", "SIZE",
-		       "QUOTA", "COMPR", "DEDUP", "LAST SNAPSHOT");
+		print_header();
 		json_array_foreach(all, i, p) {
-			char size[32], quota[32] = "-", status[40];
 			json_t *ls = json_object_get(p, "last_snapshot");
-			json_t *mt = json_object_get(p, "maintenance");
-			ps_format_size((uint64_t)jnum(p, "logical_bytes"), size, sizeof(size));
-			if (jnum(p, "quota_bytes") > 0)
-				ps_format_size((uint64_t)jnum(p, "quota_bytes"), quota, sizeof(quota));
-			snprintf(status, sizeof(status), "%s%s", jstr(p, "status", "?"),
-				 json_is_true(mt) ? "*" : "");
-			printf("%-36s %-14s %-10s %10s %10s %5.2fx %5.2fx  %s\n", jstr(p, "id", "?"),
-			       jstr(p, "host", "-"), status, size, quota, jnum(p, "compressratio"),
-			       jnum(p, "dedupratio"), json_is_object(ls) ? jstr(ls, "age", "?") : "never");
+			struct row r = { jstr(p, "id", "?"), jstr(p, "host", ""), jstr(p, "status", "?"),
+					 json_is_object(ls) ? jstr(ls, "age", "?") : "never",
+					 json_is_true(json_object_get(p, "maintenance")),
+					 (uint64_t)jnum(p, "logical_bytes"), (uint64_t)jnum(p, "quota_bytes"),
+					 jnum(p, "compressratio"), jnum(p, "dedupratio") };
+			print_row(&r);
 		}
 	}
 	rc = fflush(stdout) ? EXIT_FAIL : 0;
@@ -161,13 +162,13 @@ int cmd_projects(struct cli *cli, int argc, char **argv)
 	};
 	const struct command *cmd = cli_find("projects");
 	struct ps_cat_query q = PS_CAT_QUERY_INIT;
-	const char *api = getenv("PROJSTORE_API");
+	const char *api = NULL;
 	long limit = 0;
-	int c, rc, api_given = 0;
+	int c, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
-		case O_API: api = optarg; api_given = 1; break;
+		case O_API: api = optarg; break;
 		case O_SEARCH: q.search = optarg; break;
 		case O_HOST: q.host = optarg; break;
 		case O_STATUS: q.status = optarg; break;
@@ -184,8 +185,7 @@ int cmd_projects(struct cli *cli, int argc, char **argv)
 	}
 	if (argc != optind)
 		return cli_usage(cmd, "no arguments expected");
-	/* --catalog names the catalog to read: it wins over $PROJSTORE_API */
-	if (api && *api && (api_given || !cli->catalog))
+	if ((api = cli_api_url(cli, api)))
 		return projects_api(cli, api, &q);
 	struct ps_catalog *cat;
 	if ((rc = cli_open_catalog(cli, &cat)))
@@ -205,21 +205,17 @@ int cmd_projects(struct cli *cli, int argc, char **argv)
 			json_array_append_new(a, ps_cat_project_json(&v[i], now));
 		cli_print_json(a);
 	} else {
-		printf("%-36s %-14s %-10s %10s %10s %6s %6s  %s\n", "PROJECT", "HOST", "STATUS", "SIZE",
-		       "QUOTA", "COMPR", "DEDUP", "LAST SNAPSHOT");
+		print_header();
 		for (size_t i = 0; i < n; i++) {
 			struct ps_cat_project *p = &v[i];
-			char size[32], quota[32] = "-", age[64] = "never";
-			ps_format_size((uint64_t)p->logical_bytes, size, sizeof(size));
-			if (p->quota_bytes > 0)
-				ps_format_size((uint64_t)p->quota_bytes, quota, sizeof(quota));
+			char age[64] = "never";
 			if (p->last_snapshot_at > 0)
 				ps_format_age(p->last_snapshot_at * 1000, now * 1000, age, sizeof(age));
-			char status[40];
-			snprintf(status, sizeof(status), "%s%s", p->status, p->maintenance ? "*" : "");
-			printf("%-36s %-14s %-10s %10s %10s %5.2fx %5.2fx  %s\n", p->id,
-			       p->host[0] ? p->host : "-", status, size, quota, p->compressratio,
-			       p->dedupratio, age);
+			struct row r = { p->id, p->host, p->status, age, p->maintenance,
+					 (uint64_t)p->logical_bytes,
+					 p->quota_bytes > 0 ? (uint64_t)p->quota_bytes : 0, p->compressratio,
+					 p->dedupratio };
+			print_row(&r);
 		}
 	}
 	free(v);

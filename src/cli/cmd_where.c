@@ -20,13 +20,12 @@ int cmd_where(struct cli *cli, int argc, char **argv)
 					    { "api", required_argument, NULL, OPT_API },
 					    { NULL, 0, NULL, 0 } };
 	const struct command *cmd = cli_find("where");
-	const char *api = getenv("PROJSTORE_API");
-	int c, rc, api_given = 0;
+	const char *api = NULL;
+	int c, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == OPT_API) {
 			api = optarg;
-			api_given = 1;
 			continue;
 		}
 		if (cli_common_opt(cli, cmd, c, optarg) < 0)
@@ -37,8 +36,7 @@ int cmd_where(struct cli *cli, int argc, char **argv)
 	const char *id = argv[optind];
 	if ((rc = cli_check_project(cmd, id)))
 		return rc;
-	/* --catalog names the catalog to read: it wins over $PROJSTORE_API */
-	if (api && *api && (api_given || !cli->catalog))
+	if ((api = cli_api_url(cli, api)))
 		return cli_api_where(api, id, cli->json);
 	struct ps_catalog *cat;
 	if ((rc = cli_open_catalog(cli, &cat)))
