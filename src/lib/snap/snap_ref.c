@@ -399,35 +399,6 @@ done:
 	return rc;
 }
 
-int ps_ref_publish(struct ps_store *s, const struct ps_snapshot_info *si, struct ps_error *err)
-{
-	struct ps_buf b = PS_BUF_INIT;
-	struct ps_snapshot_info *v = NULL;
-	size_t n = 0;
-	char path[PATH_MAX];
-	int rc;
-	snprintf(path, sizeof(path), "projects/%s", si->project);
-	rc = s->be->ops->mkdir(s->be, path, err);
-	snprintf(path, sizeof(path), "projects/%s/snaps", si->project);
-	if (!rc)
-		rc = s->be->ops->mkdir(s->be, path, err);
-	if (rc)
-		return rc;
-	if (ps_ref_encode(si, &b)) {
-		ps_buf_release(&b);
-		return ps_err(err, PS_ERROR, "out of memory");
-	}
-	snprintf(path, sizeof(path), "projects/%s/snaps/%s.snap", si->project, si->name);
-	rc = ps_be_write_atomic(s->be, path, b.data, b.len, err);
-	ps_buf_release(&b);
-	if (rc)
-		return rc;
-	/* the snapshot exists now; refreshing the list is an optimisation */
-	if (ps_snapshot_list(s, si->project, &v, &n, NULL) == PS_OK)
-		ps_free(v);
-	return PS_OK;
-}
-
 int ps_ref_publish_many(struct ps_store *s, size_t n, const struct ps_snapshot_info *const *si,
 			int *rc, struct ps_error *err)
 {
@@ -504,6 +475,12 @@ done:
 	ps_free(which);
 	ps_free(wrc);
 	return first;
+}
+
+int ps_ref_publish(struct ps_store *s, const struct ps_snapshot_info *si, struct ps_error *err)
+{
+	int rc1;
+	return ps_ref_publish_many(s, 1, &si, &rc1, err);
 }
 
 int ps_snapshot_resolve(struct ps_store *s, const char *project, const char *spec,

@@ -378,10 +378,11 @@ int ps_be_link_nosync(struct ps_backend *be, const char *from, const char *to,
 	return be->ops->link(be, from, to, err);
 }
 
-/* data into path under a temporary name, renamed into place; durable: the
- * file fsynced before the rename and the directory after it */
-static int write_atomic(struct ps_backend *be, const char *path, const void *data, size_t len,
-			int durable, struct ps_error *err)
+/* data into path under a temporary name, renamed into place, nothing
+ * fsynced (ps_be_write_atomic_nosync); the durable kind is
+ * ps_be_write_atomic_many's */
+static int write_atomic_nosync(struct ps_backend *be, const char *path, const void *data,
+			       size_t len, struct ps_error *err)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	struct ps_bfile *f = NULL;
@@ -392,11 +393,9 @@ static int write_atomic(struct ps_backend *be, const char *path, const void *dat
 	if (rc)
 		return rc;
 	rc = be->ops->write(f, data, len, err);
-	if (!rc && durable)
-		rc = be->ops->fsync(f, err);
 	be->ops->close(f);
 	if (!rc)
-		rc = durable ? be->ops->rename(be, tmp, path, err) : ps_be_rename_nosync(be, tmp, path, err);
+		rc = ps_be_rename_nosync(be, tmp, path, err);
 	if (rc)
 		be->ops->unlink(be, tmp, NULL);
 	return rc;
@@ -448,7 +447,7 @@ int ps_be_write_atomic_many(struct ps_backend *be, size_t n, const char *const *
 	}
 	/* 2. all durable: their writeback started together, so that the first
 	 * fsync's journal commit carries the group */
-	for (size_t i = 0; i < n && be->ops->writeback; i++)
+	for (size_t i = 0; n > 1 && i < n && be->ops->writeback; i++)
 		if (f[i] && !rc[i])
 			be->ops->writeback(f[i]);
 	for (size_t i = 0; i < n; i++) {
@@ -497,11 +496,12 @@ int ps_be_write_atomic_many(struct ps_backend *be, size_t n, const char *const *
 int ps_be_write_atomic_nosync(struct ps_backend *be, const char *path, const void *data,
 			      size_t len, struct ps_error *err)
 {
-	return write_atomic(be, path, data, len, 0, err);
+	return write_atomic_nosync(be, path, data, len, err);
 }
 
 int ps_be_write_atomic(struct ps_backend *be, const char *path, const void *data,
 		       size_t len, struct ps_error *err)
 {
-	return write_atomic(be, path, data, len, 1, err);
+	int rc1;
+	return ps_be_write_atomic_many(be, 1, &path, &data, &len, &rc1, err);
 }
