@@ -195,6 +195,23 @@ int main(void)
 	}
 	chmod(p, 0755);
 
+	/* relative paths longer than 1 KiB (hashed from the heap, not the stack) */
+	{
+		char name[101];
+		size_t l = strlen(home);
+		memset(name, 'd', 100);
+		name[100] = 0;
+		walk_digest(s, "p", home, &o, &c);
+		snprintf(p, sizeof(p), "%s", home);
+		for (int i = 0; i < 14 && l + 102 < sizeof(p); i++) {
+			l += (size_t)snprintf(p + l, sizeof(p) - l, "/%s", name);
+			mkdir(p, 0755);
+		}
+		is_int(save_digest(s, "p", home, &o, &a), PS_OK, "a save with a path of over 1 KiB");
+		walk_digest(s, "p", home, &o, &b);
+		ok(same(&a, &b) && b.entries == c.entries + 14, "the same digest, every level counted");
+	}
+
 	/* a batch save reports it as well */
 	{
 		struct ps_save_batch *bt = NULL;

@@ -64,10 +64,14 @@ static void add256(uint64_t sum[4], const uint8_t h[32])
 
 int ps_sdig_hash(char kind, const char *rel, const struct stat *st, int err, uint8_t h[32])
 {
-	uint8_t rec[96];
+	/* the record and the path hashed in one go (ps_sha256 keeps a context
+	 * per thread): no allocation per entry but for very long paths */
+	uint8_t stackbuf[96 + 1024], *rec = stackbuf;
 	size_t rl = strlen(rel);
-	struct ps_sha256_ctx *sha;
-	memset(rec, 0, sizeof(rec));
+	int rc;
+	if (rl > sizeof(stackbuf) - 96 && !(rec = ps_malloc(96 + rl)))
+		return -1;
+	memset(rec, 0, 96);
 	put32(rec, SDIG_VERSION);
 	rec[4] = (uint8_t)kind;
 	put32(rec + 8, (uint32_t)rl);
@@ -86,16 +90,11 @@ int ps_sdig_hash(char kind, const char *rel, const struct stat *st, int err, uin
 	} else {
 		put32(rec + 12, (uint32_t)err);
 	}
-	sha = ps_sha256_new();
-	if (!sha)
-		return -1;
-	if (ps_sha256_update(sha, rec, sizeof(rec)) || ps_sha256_update(sha, rel, rl) ||
-	    ps_sha256_final(sha, h)) {
-		ps_sha256_free(sha);
-		return -1;
-	}
-	ps_sha256_free(sha);
-	return 0;
+	memcpy(rec + 96, rel, rl);
+	rc = ps_sha256(rec, 96 + rl, h) ? -1 : 0;
+	if (rec != stackbuf)
+		ps_free(rec);
+	return rc;
 }
 
 void ps_sdig_addh(struct ps_sdig *d, const uint8_t h[32], int is_error)

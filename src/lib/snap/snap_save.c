@@ -137,8 +137,7 @@ struct save_ctx {
 	int failed;
 	struct ps_error err;      /* first fatal error */
 	pthread_mutex_t warn_lock;
-	int want_sdig;            /* opts->stat_digest: every stat goes into sdig */
-	pthread_mutex_t sdig_lock;
+	pthread_mutex_t sdig_lock; /* with opts->stat_digest every stat goes into sdig */
 	struct ps_sdig sdig;
 	int sdig_failed;
 
@@ -215,7 +214,7 @@ static int excluded(struct save_ctx *c, const char *rel, const char *name)
 static void sdig_note(struct save_ctx *c, char kind, const char *rel, const struct stat *st, int e)
 {
 	uint8_t h[32];
-	if (!c->want_sdig)
+	if (!c->o->stat_digest)
 		return;
 	if (ps_sdig_hash(kind, rel, st, e, h)) {
 		__atomic_store_n(&c->sdig_failed, 1, __ATOMIC_RELAXED);
@@ -1420,7 +1419,6 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->warn_lock, NULL);
 	pthread_mutex_init(&c->sdig_lock, NULL);
-	c->want_sdig = opts->stat_digest != NULL;
 	sdig_note(c, 'R', "", &rst, 0);
 	pthread_cond_init(&c->cond, NULL);
 	ps_raise_nofile();
@@ -1600,7 +1598,7 @@ int ps_save(struct ps_store *s, const char *project, const char *dir,
 		if (rc)
 			goto done;
 	}
-	if (c->want_sdig && (c->sdig_failed || ps_sdig_final(&c->sdig, opts->stat_digest))) {
+	if (opts->stat_digest && (c->sdig_failed || ps_sdig_final(&c->sdig, opts->stat_digest))) {
 		rc = ps_err(err, PS_ERROR, "out of memory");
 		goto done;
 	}
