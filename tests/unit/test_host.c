@@ -276,7 +276,7 @@ static void on_term(int sig)
 }
 
 /* a member that notes SIGTERM (on the pipe) and lives on until SIGKILL */
-static pid_t stubborn_child(int *term_read)
+static pid_t term_ignoring_child(int *term_read)
 {
 	int tp[2];
 	if (pipe2(tp, O_CLOEXEC) != 0)
@@ -322,7 +322,7 @@ static void v2_stop_case(int with_kill_file)
 	k.kill_fd = with_kill_file ? fifo_open(k.dir, "cgroup.kill") : -1;
 	k.freeze_fd = fifo_open(k.dir, "cgroup.freeze");
 	int term_read = -1;
-	k.child = stubborn_child(&term_read);
+	k.child = term_ignoring_child(&term_read);
 	ok(k.child > 0 && k.freeze_fd >= 0 && (!with_kill_file || k.kill_fd >= 0),
 	   "%s: a member that survives SIGTERM, in a fake cgroup", what);
 	if (k.child <= 0) {
